@@ -61,7 +61,7 @@ _SUBMODULES = {
     "bayes", "decomposition", "structured", "distributed", "gpu",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = [*sorted(_LAZY), "__version__"]
 
 
 def __getattr__(name):

@@ -1,0 +1,136 @@
+"""The Numba CPU backend: NumPy arrays, kernels from :mod:`sparseopt.kernels`.
+
+Every method takes raw compressed arrays of one matrix and NumPy operands of
+matching dtype, and returns NumPy arrays; the public wrappers in
+:mod:`sparseopt.linalg` and the format classes do validation and dtype choice.
+"""
+
+import numba
+import numpy as np
+from array_api_compat import numpy as np_namespace
+
+from sparseopt._config import numba_threads
+from sparseopt.formats._common import index_dtype
+from sparseopt.kernels import _bsr, _canonical, _partition, _spgemm, _spmm
+
+# below this much work (multiply-adds) a parallel region costs more than it saves
+_PARALLEL_MIN_WORK = 20_000
+
+
+def _n_parts(work):
+    """Chunks for a row-partitioned kernel: one per thread once the work pays for it."""
+    if work < _PARALLEL_MIN_WORK:
+        return 1
+    return numba.get_num_threads()
+
+
+class NumpyBackend:
+    """CPU backend on NumPy arrays with Numba kernels."""
+
+    name = "numpy"
+    xp = np_namespace
+
+    # -- utilities -----------------------------------------------------------
+    @staticmethod
+    def sync():
+        """Nothing to wait for on the CPU."""
+
+    @staticmethod
+    def to_numpy(a):
+        return np.asarray(a)
+
+    @staticmethod
+    def asarray(a, dtype=None):
+        return np.asarray(a, dtype=dtype)
+
+    @staticmethod
+    def empty(shape, dtype):
+        return np.empty(shape, dtype=dtype)
+
+    # -- canonical form ------------------------------------------------------
+    @staticmethod
+    def row_order_flags(indptr, indices):
+        s, u = _canonical.row_order_flags(indptr, indices)
+        return bool(s), bool(s and u)
+
+    @staticmethod
+    def sort_indices(indptr, indices, data):
+        with numba_threads():
+            new_indices, perm = _canonical.sort_rows(indptr, indices)
+        return new_indices, data[perm]
+
+    @staticmethod
+    def sum_duplicates(indptr, sorted_indices, data):
+        counts = _canonical.count_unique_per_row(indptr, sorted_indices)
+        new_indptr = np.zeros(indptr.shape[0], dtype=indptr.dtype)
+        np.cumsum(counts, out=new_indptr[1:])
+        nnz = int(new_indptr[-1])
+        new_indices = np.empty(nnz, dtype=indptr.dtype)
+        new_data = np.empty((nnz, *data.shape[1:]), dtype=data.dtype)
+        _canonical.merge_duplicates(indptr, sorted_indices, data, new_indptr,
+                                    new_indices, new_data)
+        return new_indptr, new_indices, new_data
+
+    # -- products ------------------------------------------------------------
+    @staticmethod
+    def spmv(indptr, indices, data, x, out):
+        with numba_threads():
+            _spmm.csr_spmv(indptr, indices, data, x, out)
+        return out
+
+    @staticmethod
+    def spmm(indptr, indices, data, X, out):
+        with numba_threads():
+            _spmm.csr_spmm(indptr, indices, data, X, out)
+        return out
+
+    @staticmethod
+    def spmm_t(indptr, indices, data, X, out):
+        with numba_threads():
+            parts = _n_parts(indices.shape[0] * X.shape[1])
+            splits = _partition.balanced_splits(indptr.astype(np.int64), parts)
+            _spmm.csr_spmm_t(indptr, indices, data, X, out, splits)
+        return out
+
+    @staticmethod
+    def bsr_spmm(indptr, indices, data, X, out):
+        with numba_threads():
+            _bsr.bsr_spmm(indptr, indices, data, X, out)
+        return out
+
+    @staticmethod
+    def bsr_spmm_t(indptr, indices, data, X, out):
+        with numba_threads():
+            parts = _n_parts(data.size * X.shape[1])
+            splits = _partition.balanced_splits(indptr.astype(np.int64), parts)
+            _bsr.bsr_spmm_t(indptr, indices, data, X, out, splits)
+        return out
+
+    @staticmethod
+    def spgemm(a, b, n_cols, out_dtype, sort):
+        """Row-wise product of two CSR matrices given as ``(indptr, indices, data)``.
+
+        Returns ``(indptr, indices, data)`` of the product, with the index dtype
+        chosen after counting its nnz (int32 when nnz and ``n_cols`` fit).
+        """
+        a_indptr, a_indices, a_data = a
+        b_indptr, b_indices, b_data = b
+        with numba_threads():
+            flops = _spgemm.spgemm_row_flops(a_indptr, a_indices, b_indptr)
+            prefix = np.zeros(flops.shape[0] + 1, dtype=np.int64)
+            np.cumsum(flops, out=prefix[1:])
+            parts = _n_parts(int(prefix[-1]))
+            # more chunks than threads evens out rows whose flops were misjudged
+            splits = _partition.balanced_splits(prefix, parts * 4 if parts > 1 else 1)
+            row_nnz = _spgemm.spgemm_symbolic(a_indptr, a_indices, b_indptr, b_indices,
+                                              n_cols, flops, splits)
+            nnz = int(row_nnz.sum())
+            idx = index_dtype(maxval=max(nnz, n_cols, flops.shape[0]))
+            c_indptr = np.zeros(flops.shape[0] + 1, dtype=idx)
+            np.cumsum(row_nnz, out=c_indptr[1:])
+            c_indices = np.empty(nnz, dtype=idx)
+            c_data = np.empty(nnz, dtype=out_dtype)
+            _spgemm.spgemm_numeric(a_indptr, a_indices, a_data, b_indptr, b_indices,
+                                   b_data, n_cols, flops, splits, c_indptr, c_indices,
+                                   c_data, sort)
+        return c_indptr, c_indices, c_data
