@@ -1,0 +1,226 @@
+"""Every kernel against scipy over the generic matrix suite."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import sparse as pydata
+from hypothesis import given
+from hypothesis import strategies as st
+
+import sparseopt
+from sparseopt import BSR, CSR, spgemm, spmm, spmm_t, spmv
+from tests.matrix_suite import rtol_for, scipy_of, structures, variant
+
+STRUCTS = structures()
+NAMES = sorted(STRUCTS)
+VARIANTS = [
+    pytest.param(np.int32, np.float64, True, id="i32-f64-canon"),
+    pytest.param(np.int64, np.float64, False, id="i64-f64-noncanon"),
+    pytest.param(np.int32, np.float32, False, id="i32-f32-noncanon"),
+    pytest.param(np.int64, np.float32, True, id="i64-f32-canon"),
+]
+
+
+def _case(name, idx, val, canonical):
+    indptr, indices, data, shape = variant(STRUCTS[name], index_dtype=idx, value_dtype=val,
+                                           canonical=canonical)
+    saved = [a.copy() for a in (indptr, indices, data)]
+    return CSR((data, indices, indptr), shape=shape), scipy_of(indptr, indices, data, shape), saved
+
+
+def _unchanged(A, saved):
+    for before, after in zip(saved, (A.indptr, A.indices, A.data), strict=True):
+        np.testing.assert_array_equal(before, after)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("idx, val, canonical", VARIANTS)
+def test_spmv_spmm_spmm_t(name, idx, val, canonical):
+    A, ref, saved = _case(name, idx, val, canonical)
+    rng = np.random.default_rng(1)
+    m, n = A.shape
+    tol = rtol_for(val)
+    x = rng.standard_normal(n).astype(val)
+    X = rng.standard_normal((n, 5)).astype(val)
+    Y = rng.standard_normal((m, 3)).astype(val)
+    x_saved, X_saved = x.copy(), X.copy()
+    y = spmv(A, x)
+    assert y.dtype == val and y.shape == (m,)
+    np.testing.assert_allclose(y, ref @ x.astype(np.float64), rtol=tol, atol=tol * 10)
+    Z = spmm(A, X)
+    assert Z.dtype == val and Z.shape == (m, 5)
+    np.testing.assert_allclose(Z, ref @ X.astype(np.float64), rtol=tol, atol=tol * 10)
+    W = spmm_t(A, Y)
+    assert W.shape == (n, 3)
+    np.testing.assert_allclose(W, ref.T @ Y.astype(np.float64), rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(A.T @ Y[:, 0], ref.T @ Y[:, 0].astype(np.float64),
+                               rtol=tol, atol=tol * 10)
+    # X @ A through __rmatmul__
+    np.testing.assert_allclose(Y.T @ A, Y.T.astype(np.float64) @ ref, rtol=tol, atol=tol * 10)
+    _unchanged(A, saved)
+    np.testing.assert_array_equal(x, x_saved)
+    np.testing.assert_array_equal(X, X_saved)
+
+
+def test_result_dtype_follows_numpy():
+    A = CSR.from_scipy(sp.random_array((6, 4), density=0.5, format="csr", random_state=0))
+    A32 = A.astype(np.float32)
+    assert spmm(A32, np.ones((4, 2), np.float32)).dtype == np.float32
+    assert spmm(A32, np.ones((4, 2))).dtype == np.float64
+    assert spmm(A, np.ones((4, 2), np.float32)).dtype == np.float64
+    assert spmm(A32, np.ones((4, 2), np.int64)).dtype == np.float64
+    np.testing.assert_allclose(spmm(A, np.ones((4, 2), np.int64)), A.to_scipy() @ np.ones((4, 2)))
+
+
+def test_product_errors():
+    A = CSR.from_dense(np.eye(3))
+    with pytest.raises(ValueError, match="dimension mismatch"):
+        spmm(A, np.ones((4, 2)))
+    with pytest.raises(ValueError, match="dimension mismatch"):
+        spmm_t(A, np.ones((4, 2)))
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        spmm(A, np.ones((3, 2, 2)))
+    with pytest.raises(TypeError, match="real numbers"):
+        spmm(A, np.ones(3, dtype=complex))
+    with pytest.raises(ValueError, match="1-D for spmv"):
+        spmv(A, np.ones((3, 2)))
+    with pytest.raises(TypeError, match="sparse matrix"):
+        spmm(np.eye(3), np.ones(3))
+    with pytest.raises(ValueError, match="dimension mismatch"):
+        spgemm(A, CSR.from_dense(np.eye(4)))
+
+
+def test_parallel_chunks_match_scipy():
+    # large enough for the multi-chunk (private buffer) path of spmm_t and for
+    # a flop-balanced split of spgemm
+    A = sp.random_array((4000, 300), density=0.02, format="csr", random_state=5)
+    X = np.random.default_rng(2).standard_normal((4000, 6))
+    np.testing.assert_allclose(spmm_t(A, X), A.T @ X, rtol=1e-12, atol=1e-12)
+    B = BSR.from_scipy(sp.random_array((4000, 300), density=0.05, format="csr",
+                                       random_state=6), blocksize=(4, 3))
+    np.testing.assert_allclose(spmm_t(B, X), B.to_scipy().T @ X, rtol=1e-12, atol=1e-12)
+    C = spgemm(A.T.tocsr(), A)
+    np.testing.assert_allclose(C.toarray(), (A.T @ A).toarray(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("blocksize", [(1, 1), (2, 3), (4, 4)])
+@pytest.mark.parametrize("idx, val, canonical", VARIANTS)
+def test_bsr_products(blocksize, idx, val, canonical):
+    rng = np.random.default_rng(7)
+    R, C = blocksize
+    A = sp.random_array((10 * R, 7 * C), density=0.15, random_state=rng, format="csr")
+    ip, ind, dat, shape = variant((A.indptr, A.indices, A.data, A.shape), index_dtype=idx,
+                                  value_dtype=val, canonical=canonical)
+    B = CSR((dat, ind, ip), shape=shape).tobsr(blocksize)
+    if not canonical:  # also exercise repeated, unsorted blocks
+        B = BSR((np.concatenate([B.data, B.data[:1]]), np.concatenate([B.indices, B.indices[:1]]),
+                 np.concatenate([B.indptr[:1], B.indptr[1:] + 1])), shape=B.shape)
+    dense = B.todense().astype(np.float64)
+    tol = rtol_for(val)
+    X = rng.standard_normal((shape[1], 4)).astype(val)
+    Y = rng.standard_normal((shape[0], 2)).astype(val)
+    np.testing.assert_allclose(B @ X, dense @ X, rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(B @ X[:, 0], dense @ X[:, 0], rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(B.T @ Y, dense.T @ Y, rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(spmm(B.to_scipy(), X), dense @ X, rtol=tol, atol=tol * 10)
+
+
+def test_bsr_empty_shapes():
+    B = BSR((np.zeros((0, 2, 2)), np.zeros(0, np.int32), np.zeros(3, np.int32)), shape=(4, 6))
+    np.testing.assert_array_equal(B @ np.ones((6, 3)), np.zeros((4, 3)))
+    np.testing.assert_array_equal(B.T @ np.ones((4, 3)), np.zeros((6, 3)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("idx, val, canonical", VARIANTS)
+@pytest.mark.parametrize("sort", [False, True], ids=["unsorted", "sorted"])
+def test_spgemm(name, idx, val, canonical, sort):
+    A, ref, saved = _case(name, idx, val, canonical)
+    # A @ A.T always has compatible shapes; also A.T @ A via a transposed view
+    AT = CSR.from_scipy(ref.T.tocsr().astype(val))
+    C = spgemm(A, AT, sort=sort)
+    expected = (ref @ ref.T).toarray()
+    assert C.shape == expected.shape and C.dtype == val
+    tol = rtol_for(val)
+    np.testing.assert_allclose(C.todense(), expected, rtol=tol, atol=tol * 100)
+    # no duplicates, ever; sorted when asked
+    Cs = C.sort_indices()
+    for i in range(C.shape[0]):
+        row = Cs.indices[Cs.indptr[i]:Cs.indptr[i + 1]]
+        assert np.all(np.diff(row) > 0)
+    if sort:
+        assert C.has_canonical_format
+    D = spgemm(A.T, A)
+    np.testing.assert_allclose(D.todense(), (ref.T @ ref).toarray(), rtol=tol, atol=tol * 100)
+    _unchanged(A, saved)
+
+
+def test_spgemm_accumulators():
+    # a wide B with few flops per row takes the hash path, dense rows the dense path
+    rng = np.random.default_rng(8)
+    A = sp.random_array((50, 40), density=0.05, random_state=rng, format="lil")
+    A[0, :] = 1.0
+    A = A.tocsr()
+    B = sp.random_array((40, 100_000), density=0.0005, random_state=rng, format="csr")
+    B2 = sp.random_array((40, 60), density=0.5, random_state=rng, format="csr")
+    for right in (B, B2):
+        C = spgemm(A, right)
+        np.testing.assert_allclose(C.toarray(), (A @ right).toarray(), rtol=1e-12, atol=1e-12)
+
+
+def test_spgemm_output_types_and_index_dtype():
+    A = sp.random_array((20, 20), density=0.2, format="csr", random_state=9)
+    out = spgemm(A, A)
+    assert isinstance(out, sp.csr_array)
+    assert isinstance(spgemm(sp.csr_matrix(A), A), sp.csr_matrix)
+    g = pydata.GCXS.from_scipy_sparse(A)
+    assert isinstance(spgemm(g, g), pydata.GCXS)
+    C = spgemm(CSR.from_scipy(A), CSR.from_scipy(A))
+    assert isinstance(C, CSR) and C.index_dtype == np.int32
+    # int64 inputs whose sizes fit give int32 output, as scipy
+    A64 = CSR((A.data, A.indices.astype(np.int64), A.indptr.astype(np.int64)), A.shape)
+    assert spgemm(A64, A64).index_dtype == np.int32
+    np.testing.assert_allclose((CSR.from_scipy(A) @ A).todense(), (A @ A).toarray())
+
+
+@st.composite
+def sparse_matrices(draw):
+    m = draw(st.integers(0, 12))
+    n = draw(st.integers(0, 12))
+    nnz = draw(st.integers(0, m * n + 3)) if m and n else 0
+    rows = draw(st.lists(st.integers(0, max(m - 1, 0)), min_size=nnz, max_size=nnz))
+    cols = draw(st.lists(st.integers(0, max(n - 1, 0)), min_size=nnz, max_size=nnz))
+    vals = draw(st.lists(st.floats(-10, 10, allow_nan=False), min_size=nnz, max_size=nnz))
+    # unsorted, possibly duplicated entries kept as they come
+    order = np.argsort(np.asarray(rows, dtype=np.int64), kind="stable")
+    rows_s = np.asarray(rows, dtype=np.int64)[order]
+    indptr = np.zeros(m + 1, dtype=np.int64)
+    np.add.at(indptr, rows_s + 1, 1)
+    return (np.asarray(vals)[order], np.asarray(cols, dtype=np.int32)[order],
+            np.cumsum(indptr).astype(np.int32), (m, n))
+
+
+@given(sparse_matrices(), st.integers(1, 4))
+def test_hypothesis_products(mat, k):
+    data, indices, indptr, shape = mat
+    A = CSR((data, indices, indptr), shape=shape)
+    ref = scipy_of(indptr, indices, data, shape)
+    X = np.arange(shape[1] * k, dtype=np.float64).reshape(shape[1], k) / 7.0
+    Y = np.arange(shape[0] * k, dtype=np.float64).reshape(shape[0], k) / 5.0
+    np.testing.assert_allclose(spmm(A, X), ref @ X, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(spmm_t(A, Y), ref.T @ Y, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(spgemm(A, A.T).todense(), (ref @ ref.T).toarray(),
+                               rtol=1e-12, atol=1e-9)
+    C = A.sum_duplicates()
+    ref.sum_duplicates()
+    np.testing.assert_array_equal(C.indices, ref.indices)
+
+
+def test_config_threads_applied_inside_call():
+    import numba
+
+    before = numba.get_num_threads()
+    A = CSR.from_dense(np.eye(4))
+    with sparseopt.config_context(n_threads=1):
+        spmm(A, np.ones((4, 2)))
+    assert numba.get_num_threads() == before
