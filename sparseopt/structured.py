@@ -1,0 +1,627 @@
+"""Monarch structured matrices (Dao et al., ICML 2022).
+
+* :class:`MonarchMatrix` -- ``M = P_out L G R`` with ``L``, ``R`` block-diagonal
+  (our :class:`~sparseopt.BSR`), products with vectors and batches.
+* :func:`monarch_project` -- the optimal (Frobenius) Monarch approximation of
+  a dense matrix, closed form by blockwise truncated SVDs; square with any
+  divisor block count, rectangular, rank ``r``, optional zero padding.
+* :class:`MonarchApproximation` -- a scikit-learn transformer that fits
+  :func:`monarch_project` to a weight matrix and applies it as a linear map.
+
+The layout and the proof that the projection is optimal are in
+:mod:`sparseopt.solvers.monarch`; the user guide is ``docs/monarch.md``.
+
+References
+----------
+T. Dao, B. Chen, N. Sohoni, A. Desai, M. Poli, J. Grogan, A. Liu, A. Rao,
+A. Rudra, C. Ré. "Monarch: Expressive Structured Matrices for Efficient and
+Accurate Training", ICML 2022, arXiv:2204.00595.
+"""
+
+import math
+import numbers
+from typing import ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from sparseopt._validation import check_array, check_positive_int
+from sparseopt.formats import BSR
+from sparseopt.formats._common import array_module
+from sparseopt.solvers import monarch as _core
+
+__all__ = ["MonarchApproximation", "MonarchMatrix", "monarch_project"]
+
+_KERNELS = ("auto", "blockdiag", "bsr", "bmm")
+
+
+def _blockdiag_bsr(blocks):
+    """Block-diagonal :class:`BSR` sharing ``blocks`` (shape ``(nb, R, C)``)."""
+    xp = array_module(blocks)
+    nb, R, C = blocks.shape
+    idx = xp.arange(nb, dtype=np.int32)
+    indptr = xp.arange(nb + 1, dtype=np.int32)
+    out = BSR((blocks, idx, indptr), shape=(nb * R, nb * C), check=False)
+    out._sorted = out._canonical = True
+    return out
+
+
+def _permutation_bsr(cols, n):
+    """``n x n`` permutation matrix with a one at ``(i, cols[i])``, as BSR."""
+    data = np.ones((n, 1, 1))
+    out = BSR((data, cols.astype(np.int32), np.arange(n + 1, dtype=np.int32)),
+              shape=(n, n), check=False)
+    out._sorted = out._canonical = True
+    return out
+
+
+def _as_blocks(A, name):
+    """3-D block array from a ``(nb, R, C)`` array or a block-diagonal BSR."""
+    if isinstance(A, BSR):
+        nb = A.indptr.shape[0] - 1
+        ok = (A.n_blocks == nb
+              and np.array_equal(np.asarray(A.indices), np.arange(nb))
+              and np.array_equal(np.asarray(A.indptr), np.arange(nb + 1))
+              and A.shape == (nb * A.blocksize[0], nb * A.blocksize[1]))
+        if not ok:
+            raise ValueError(f"{name} must be block-diagonal: block i in block row i")
+        return A.data
+    if hasattr(A, "toarray") or hasattr(A, "todense"):
+        raise TypeError(f"{name} must be a (nblocks, R, C) array or a block-diagonal "
+                        f"sparseopt.BSR, got {type(A).__name__}")
+    xp = array_module(A)
+    if xp is np:
+        return check_array(A, name, ndim=3, order="C")
+    A = xp.ascontiguousarray(A)
+    if A.ndim != 3:
+        raise ValueError(f"{name} must have 3 dimensions, got shape {A.shape}")
+    return A
+
+
+def _result_dtype(*dtypes):
+    dtype = np.result_type(*dtypes)
+    return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+
+
+class MonarchMatrix:
+    """A Monarch matrix ``M = P_out L G R`` with block-diagonal ``L`` and ``R``.
+
+    For ``rank = 1``, ``m = n = N`` and ``nblocks_out = nblocks_in = b`` this is
+    the paper's ``M = P L P^T R`` with ``P`` the reshape-``(b, n/b)``-transpose
+    permutation.  In general (see :mod:`sparseopt.solvers.monarch`)
+
+    .. math::
+
+        M = \\sum_{j=1}^{\\mathrm{rank}} P_{(l, m)} L_j P_{(l, N)}^\\top R_j
+
+    where ``R_j`` has ``k`` diagonal blocks ``(N/k, n/k)`` and ``L_j`` has ``l``
+    diagonal blocks ``(m/l, N/l)``; the terms are stored stacked along the inner
+    dimension, so ``L`` and ``R`` are each one block-diagonal BSR matrix.  A
+    product costs ``2 * n_params`` flops per column instead of ``2 m n``.
+
+    Parameters
+    ----------
+    L : array of shape (l, s, rank * r) or block-diagonal BSR
+        Output blocks (applied second).
+    R : array of shape (k, rank * q, p) or block-diagonal BSR
+        Input blocks (applied first).  ``k * q == l * r`` is the inner size.
+    rank : int, default=1
+        Number of stacked Monarch terms.
+    shape : tuple of int, optional
+        Logical shape ``(m, n)`` when the blocks describe a zero-padded matrix
+        of shape ``(l * s, k * p)`` (see ``monarch_project(..., pad=True)``):
+        products pad their input with zeros and drop the padded output rows.
+
+    Attributes
+    ----------
+    L, R : BSR
+        The block-diagonal factors (their ``data`` shares the block arrays).
+    shape : tuple of int
+    dtype : numpy dtype
+    nblocks : tuple of int
+        ``(l, k)``, the block counts of ``L`` and ``R``.
+    rank, inner_size : int
+    n_params : int
+        Stored entries of ``L`` and ``R``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparseopt import MonarchMatrix
+    >>> rng = np.random.default_rng(0)
+    >>> M = MonarchMatrix(rng.standard_normal((4, 4, 4)), rng.standard_normal((4, 4, 4)))
+    >>> M.shape, M.n_params
+    ((16, 16), 128)
+    >>> x = rng.standard_normal(16)
+    >>> bool(np.allclose(M @ x, M.todense() @ x))
+    True
+    """
+
+    __array_priority__ = 10.2
+    ndim = 2
+    format = "monarch"
+
+    def __init__(self, L, R, *, rank=1, shape=None):
+        Lb = _as_blocks(L, "L")
+        Rb = _as_blocks(R, "R")
+        rank = check_positive_int(rank, "rank")
+        l, s, rr = (int(d) for d in Lb.shape)
+        k, rq, p = (int(d) for d in Rb.shape)
+        if rr % rank or rq % rank:
+            raise ValueError(f"rank={rank} must divide L.shape[2]={rr} and R.shape[1]={rq}")
+        if k * rq != l * rr:
+            raise ValueError(
+                f"inner sizes differ: R has {k} blocks of {rq} rows ({k * rq}), "
+                f"L has {l} blocks of {rr} columns ({l * rr})"
+            )
+        if min(l, s, rr, k, rq, p) < 1:
+            raise ValueError(f"empty blocks: L.shape={Lb.shape}, R.shape={Rb.shape}")
+        dtype = _result_dtype(Lb.dtype, Rb.dtype)
+        self._layout = _core.MonarchLayout(l, k, s, p, k * rq // rank, rank)
+        self._L = Lb.astype(dtype, copy=False)
+        self._R = Rb.astype(dtype, copy=False)
+        padded = self._layout.shape
+        if shape is None:
+            shape = padded
+        shape = tuple(int(d) for d in shape)
+        if (len(shape) != 2 or not 0 < shape[0] <= padded[0]
+                or not 0 < shape[1] <= padded[1]):
+            raise ValueError(f"shape {shape} must be positive and fit in the "
+                             f"block shape {padded}")
+        self._shape = shape
+        self._transposed = False
+        self._cast = {}
+
+    # ------------------------------------------------------------------ info
+    @property
+    def shape(self):
+        m, n = self._shape
+        return (n, m) if self._transposed else (m, n)
+
+    @property
+    def padded_shape(self):
+        m, n = self._layout.shape
+        return (n, m) if self._transposed else (m, n)
+
+    @property
+    def dtype(self):
+        return self._L.dtype
+
+    @property
+    def layout(self):
+        """The :class:`~sparseopt.solvers.monarch.MonarchLayout` (untransposed)."""
+        return self._layout
+
+    @property
+    def nblocks(self):
+        return (self._layout.nblocks_out, self._layout.nblocks_in)
+
+    @property
+    def rank(self):
+        return self._layout.rank
+
+    @property
+    def inner_size(self):
+        return self._layout.inner
+
+    @property
+    def n_params(self):
+        return self._layout.n_params
+
+    @property
+    def L_blocks(self):
+        """``(l, s, rank * r)`` array of the diagonal blocks of ``L``."""
+        return self._L
+
+    @property
+    def R_blocks(self):
+        """``(k, rank * q, p)`` array of the diagonal blocks of ``R``."""
+        return self._R
+
+    @property
+    def L(self):
+        return _blockdiag_bsr(self._L)
+
+    @property
+    def R(self):
+        return _blockdiag_bsr(self._R)
+
+    @property
+    def T(self):
+        """The transpose (a view sharing the blocks)."""
+        out = object.__new__(MonarchMatrix)
+        out.__dict__.update(self.__dict__)
+        out._transposed = not self._transposed
+        return out
+
+    def __repr__(self):
+        t = ".T" if self._transposed else ""
+        return (f"<MonarchMatrix{t} {self.shape[0]}x{self.shape[1]} nblocks={self.nblocks} "
+                f"rank={self.rank} inner={self.inner_size} params={self.n_params} "
+                f"dtype={self.dtype}>")
+
+    def astype(self, dtype):
+        """A copy with blocks cast to ``dtype`` (float32 or float64)."""
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        out = MonarchMatrix(self._L.astype(dtype), self._R.astype(dtype),
+                            rank=self.rank, shape=self._shape)
+        return out.T if self._transposed else out
+
+    def _blocks_as(self, dtype):
+        if dtype == self.dtype:
+            return self._L, self._R
+        if dtype not in self._cast:
+            self._cast[dtype] = (self._L.astype(dtype), self._R.astype(dtype))
+        return self._cast[dtype]
+
+    # -------------------------------------------------------------- dense etc
+    def todense(self):
+        """The dense matrix (``shape``), built slab by slab in ``O(m n rank N / (l k))``."""
+        xp = array_module(self._L)
+        L, R = (self._L, self._R) if xp is np else (xp.asnumpy(self._L), xp.asnumpy(self._R))
+        D = _core.blocks_to_dense(L, R, self._layout)[: self._shape[0], : self._shape[1]]
+        D = D.T if self._transposed else D
+        return np.ascontiguousarray(D) if xp is np else xp.asarray(D)
+
+    toarray = todense
+
+    def to_bsr(self):
+        """The four sparse factors ``[P_out, L, G, R]`` with ``M = P_out @ L @ G @ R``.
+
+        ``P_out`` and ``G`` are permutation matrices (BSR with 1x1 blocks), ``L``
+        and ``R`` the block-diagonal factors sharing this matrix's blocks.  For a
+        transposed matrix the list is ``[R.T, G.T, L.T, P_out.T]`` (lazy BSR
+        transposes).  The product is the padded matrix when ``shape`` is smaller
+        than ``padded_shape``.
+        """
+        lay = self._layout
+        m, _ = lay.shape
+        inv_out = np.empty(m, dtype=np.int64)
+        inv_out[lay.out_pos()] = np.arange(m)
+        P = _permutation_bsr(inv_out, m)
+        G = _permutation_bsr(lay.mid_src(), lay.rank * lay.inner)
+        factors = [P, self.L, G, self.R]
+        if self._transposed:
+            return [f.T for f in factors[::-1]]
+        return factors
+
+    # --------------------------------------------------------------- products
+    def matmul(self, X, *, kernel="auto"):
+        """``M @ X`` for ``X`` of shape ``(n,)`` or ``(n, B)``.
+
+        Parameters
+        ----------
+        X : array_like (NumPy or CuPy)
+        kernel : {"auto", "blockdiag", "bsr", "bmm"}
+            ``"blockdiag"``: the fused Numba kernel (one BLAS GEMM per block, the
+            permutations as row copies; NumPy only).  ``"bsr"``: the shared BSR
+            SpMM kernels of :func:`sparseopt.spmm` / :func:`sparseopt.spmm_t` for
+            ``L`` and ``R`` with the permutations as gathers (any backend).
+            ``"bmm"``: two batched ``matmul`` calls (any array library).
+            ``"auto"``: ``"blockdiag"`` for NumPy, ``"bsr"`` otherwise.
+
+        Returns
+        -------
+        ndarray of shape ``(m,)`` or ``(m, B)``; float32 only when both operands are.
+        """
+        if kernel not in _KERNELS:
+            raise ValueError(f"kernel must be one of {_KERNELS}, got {kernel!r}")
+        xp = array_module(X)
+        X = xp.asarray(X)
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
+        if X.ndim not in (1, 2):
+            raise ValueError(f"X must be 1-D or 2-D, got shape {X.shape}")
+        m, n = self.shape
+        if X.shape[0] != n:
+            raise ValueError(f"dimension mismatch: M has {n} columns, X has shape {X.shape}")
+        if xp is np and X.dtype.kind == "f" and X.size and not np.isfinite(X).all():
+            raise ValueError("X contains NaN or infinity")
+        dtype = _result_dtype(self.dtype, X.dtype)
+        vector = X.ndim == 1
+        X2 = X[:, None] if vector else X
+        n_pad = self.padded_shape[1]
+        if n_pad != n:
+            Xp = xp.zeros((n_pad, X2.shape[1]), dtype=dtype)
+            Xp[:n] = X2
+        else:
+            Xp = xp.ascontiguousarray(X2.astype(dtype, copy=False))
+        if kernel == "auto":
+            kernel = "blockdiag" if xp is np else "bsr"
+        out = self._apply(Xp, dtype, kernel, xp)[:m]
+        return out[:, 0] if vector else out
+
+    def _apply(self, X, dtype, kernel, xp):
+        lay = self._layout
+        L, R = self._blocks_as(dtype)
+        t = self._transposed
+        B = X.shape[1]
+        if kernel == "blockdiag":
+            if xp is not np:
+                raise ValueError("kernel='blockdiag' needs NumPy arrays; use 'bsr' or 'bmm'")
+            from sparseopt.kernels._monarch import monarch_matmul, monarch_matmul_t
+
+            m, n = lay.shape
+            if t:
+                out = np.empty((n, B), dtype=dtype)
+                monarch_matmul_t(L, R, lay.mid_dst(), lay.out_pos(), X, out)
+            else:
+                out = np.empty((m, B), dtype=dtype)
+                monarch_matmul(L, R, lay.mid_dst(), lay.out_pos(), X, out)
+            return out
+        if kernel == "bmm":
+            if xp is not np:
+                return self._bmm_xp(L, R, X, xp)
+            if t:
+                return _core.monarch_rmatmul_reference(L, R, lay, X)
+            return _core.monarch_matmul_reference(L, R, lay, X)
+        from sparseopt.linalg import spmm, spmm_t
+
+        Lm, Rm = _blockdiag_bsr(L), _blockdiag_bsr(R)
+        if not t:
+            Y1 = spmm(Rm, X)
+            Y1 = Y1[self._index(lay.mid_src(), xp)]
+            Y2 = spmm(Lm, Y1)
+            return Y2[self._index(self._inv_out(), xp)]
+        Z = X[self._index(lay.out_pos(), xp)]
+        U = spmm_t(Lm, Z)
+        U = U[self._index(lay.mid_dst(), xp)]
+        return spmm_t(Rm, U)
+
+    def _inv_out(self):
+        lay = self._layout
+        inv = np.empty(lay.shape[0], dtype=np.int64)
+        inv[lay.out_pos()] = np.arange(lay.shape[0])
+        return inv
+
+    @staticmethod
+    def _index(idx, xp):
+        return idx if xp is np else xp.asarray(idx)
+
+    def _bmm_xp(self, L, R, X, xp):
+        lay = self._layout
+        k, p, l, s = lay.nblocks_in, lay.block_in, lay.nblocks_out, lay.block_out
+        B = X.shape[1]
+        if not self._transposed:
+            Y1 = xp.matmul(R, X.reshape(k, p, B)).reshape(-1, B)
+            Y1 = Y1[xp.asarray(lay.mid_src())].reshape(l, -1, B)
+            return xp.matmul(L, Y1).transpose(1, 0, 2).reshape(l * s, B)
+        Z = X.reshape(s, l, B).transpose(1, 0, 2)
+        U = xp.matmul(L.transpose(0, 2, 1), Z).reshape(-1, B)
+        V = U[xp.asarray(lay.mid_dst())].reshape(k, -1, B)
+        return xp.matmul(R.transpose(0, 2, 1), V).reshape(k * p, B)
+
+    def __matmul__(self, other):
+        if isinstance(other, MonarchMatrix):
+            return NotImplemented
+        return self.matmul(other)
+
+    def __rmatmul__(self, other):
+        """``X @ M`` for ``X`` of shape ``(B, m)`` or ``(m,)``: ``(M.T @ X.T).T``."""
+        xp = array_module(other)
+        other = xp.asarray(other)
+        if other.ndim == 1:
+            return self.T.matmul(other)
+        return self.T.matmul(other.T).T
+
+
+# ---------------------------------------------------------------------------
+# projection
+# ---------------------------------------------------------------------------
+def _check_nblocks(nblocks, shape):
+    if isinstance(nblocks, str):
+        if nblocks != "auto":
+            raise ValueError(f"nblocks must be a positive int, a pair or 'auto', got {nblocks!r}")
+        b = _core.default_nblocks(*shape)
+        return (b, b)
+    if isinstance(nblocks, numbers.Integral) and not isinstance(nblocks, bool):
+        b = check_positive_int(nblocks, "nblocks")
+        return (b, b)
+    try:
+        pair = tuple(nblocks)
+    except TypeError:
+        raise TypeError(f"nblocks must be a positive int, a pair of ints or 'auto', "
+                        f"got {type(nblocks).__name__}") from None
+    if len(pair) != 2:
+        raise ValueError(f"nblocks must be an int or a pair (out, in), got {nblocks!r}")
+    return tuple(check_positive_int(b, "nblocks") for b in pair)
+
+
+def monarch_project(W, nblocks="auto", *, rank=1, inner_size=None, pad=False):
+    """Optimal Monarch approximation of a dense matrix in Frobenius norm.
+
+    Solves ``min ||W - M||_F`` over Monarch matrices ``M`` of the given layout.
+    The problem is non-convex, but every parameter of ``L`` and ``R`` belongs to
+    exactly one ``(m/l) x (n/k)`` slab of ``M`` (after a row permutation), and
+    each slab is the product of its own ``(m/l) x c`` and ``c x (n/k)`` factors
+    (``c = rank * N / (l k)`` inner indices, up to rounding).  The problem thus
+    splits into independent best-rank-``c`` approximations, solved exactly by
+    truncated SVDs (Eckart-Young-Mirsky); ``Dao et al. (2022)``, Theorem 1, is
+    the square ``b = sqrt(n)``, ``c = 1`` case.
+
+    Parameters
+    ----------
+    W : array_like of shape (m, n)
+        Dense real matrix (float32 stays float32; the SVDs run in float64).
+    nblocks : int, (int, int) or "auto", default="auto"
+        Block counts ``(l, k)`` of ``L`` (output side) and ``R`` (input side).
+        An int uses it for both.  It must divide ``m`` (``l``) and ``n`` (``k``)
+        unless ``pad=True``.  ``"auto"``: the largest common divisor of ``m``
+        and ``n`` not above ``sqrt(min(m, n))``.
+    rank : int, default=1
+        Number of Monarch terms summed (Monarch rank ``r``).
+    inner_size : int, optional
+        Inner size ``N`` of one term; default ``min(m, n)`` (padded sizes), as in
+        the Monarch paper's ``MonarchLinear``.  Must be a multiple of ``l`` and ``k``.
+    pad : bool, default=False
+        Zero-pad ``W`` to multiples of the block counts instead of raising.  The
+        result is then optimal for the zero-padded matrix (the padded rows and
+        columns are fitted to zero), which can be suboptimal for ``W`` itself.
+
+    Returns
+    -------
+    MonarchMatrix
+        Of shape ``(m, n)`` and ``W``'s float dtype.
+
+    Raises
+    ------
+    ValueError
+        Non-finite ``W``, a block count that does not divide the sizes (without
+        ``pad``), an inner size that is not a multiple of the block counts.
+
+    Notes
+    -----
+    Cost: one Gram matrix and a partial symmetric eigendecomposition (LAPACK
+    ``syevr``, only the ``c`` wanted eigenvectors) per slab, or a batched SVD for
+    tiny or nearly full-rank slabs: ``O(m n min(m/l, n/k))`` flops.
+
+    References
+    ----------
+    T. Dao et al., "Monarch: Expressive Structured Matrices for Efficient and
+    Accurate Training", ICML 2022, Section 3.3 and Appendix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparseopt import monarch_project
+    >>> rng = np.random.default_rng(0)
+    >>> A = np.kron(rng.standard_normal((8, 8)), rng.standard_normal((8, 8)))
+    >>> M = monarch_project(A, nblocks=8)     # Kronecker products are Monarch
+    >>> bool(np.linalg.norm(M.todense() - A) < 1e-12 * np.linalg.norm(A))
+    True
+    """
+    W = check_array(W, "W", ndim=2, min_shape=(1, 1))
+    m, n = W.shape
+    l, k = _check_nblocks(nblocks, (m, n))
+    rank = check_positive_int(rank, "rank")
+    if inner_size is not None:
+        inner_size = check_positive_int(inner_size, "inner_size")
+    if not isinstance(pad, bool | np.bool_):
+        raise TypeError(f"pad must be a bool, got {type(pad).__name__}")
+    if m % l or n % k:
+        if not pad:
+            raise ValueError(
+                f"W has shape {(m, n)}: nblocks (out={l}, in={k}) must divide the "
+                f"number of rows ({m}) and columns ({n}); pass pad=True to zero-pad"
+            )
+        mp, np_ = math.ceil(m / l) * l, math.ceil(n / k) * k
+        Wp = np.zeros((mp, np_), dtype=W.dtype)
+        Wp[:m, :n] = W
+        W = Wp
+    layout = _core.make_layout(W.shape, (l, k), rank=rank, inner=inner_size)
+    Lb, Rb = _core.project_blocks(W, layout)
+    return MonarchMatrix(Lb, Rb, rank=rank, shape=(m, n))
+
+
+# ---------------------------------------------------------------------------
+# estimator
+# ---------------------------------------------------------------------------
+class MonarchApproximation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Fit the optimal Monarch approximation of a weight matrix; apply it as a layer.
+
+    ``fit(W)`` computes ``monarch_ = monarch_project(W, ...)`` for the matrix
+    ``W`` of shape ``(m, n)`` (rows play the role of samples for scikit-learn,
+    so ``n_features_in_ = n``) and reports ``relative_error_ =
+    ||W - M||_F / ||W||_F``.  ``transform(X)`` applies the fitted matrix as a
+    linear layer, ``X @ M.T`` (shape ``(n_samples, m)``), through the fast
+    Monarch product -- the dense-to-sparse replacement of a weight matrix used
+    in the paper's fine-tuning experiments.
+
+    Parameters
+    ----------
+    nblocks : int, (int, int) or "auto", default="auto"
+        See :func:`monarch_project`.
+    rank : int, default=1
+        Monarch rank (number of summed terms).
+    inner_size : int or None, default=None
+        Inner size of one term (default ``min(m, n)``).
+    pad : bool, default=False
+        Zero-pad sizes that the block counts do not divide.
+
+    Attributes
+    ----------
+    monarch_ : MonarchMatrix
+    relative_error_ : float
+    n_params_ : int
+        Stored parameters of ``monarch_``.
+    compression_ : float
+        ``n_params_ / (m * n)``.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined when ``W`` has string column names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparseopt import MonarchApproximation
+    >>> W = np.random.default_rng(0).standard_normal((64, 64))
+    >>> est = MonarchApproximation(nblocks=8).fit(W)
+    >>> est.n_params_, round(est.compression_, 3)
+    (1024, 0.25)
+    >>> est.transform(np.ones((2, 64))).shape
+    (2, 64)
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "nblocks": [Interval(numbers.Integral, 1, None, closed="left"),
+                    StrOptions({"auto"}), tuple, list],
+        "rank": [Interval(numbers.Integral, 1, None, closed="left")],
+        "inner_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "pad": ["boolean"],
+    }
+
+    def __init__(self, nblocks="auto", *, rank=1, inner_size=None, pad=False):
+        self.nblocks = nblocks
+        self.rank = rank
+        self.inner_size = inner_size
+        self.pad = pad
+
+    def fit(self, X, y=None):
+        """Fit the Monarch approximation of the matrix ``X`` (shape ``(m, n)``).
+
+        Parameters
+        ----------
+        X : array_like of shape (m, n)
+            The weight matrix to approximate.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        W = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=1)
+        self.monarch_ = monarch_project(W, self.nblocks, rank=self.rank,
+                                        inner_size=self.inner_size, pad=self.pad)
+        norm = float(np.linalg.norm(W))
+        diff = float(np.linalg.norm(self.monarch_.todense().astype(np.float64) - W))
+        self.relative_error_ = diff / norm if norm > 0 else 0.0
+        self.n_params_ = self.monarch_.n_params
+        self.compression_ = self.n_params_ / W.size
+        self._n_features_out = W.shape[0]
+        return self
+
+    def transform(self, X):
+        """Apply the fitted matrix as a linear layer: ``X @ monarch_.T``.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, m)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return np.ascontiguousarray(self.monarch_.matmul(X.T).T)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
