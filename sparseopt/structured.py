@@ -106,7 +106,9 @@ class MonarchMatrix:
     L : array of shape (l, s, rank * r) or block-diagonal BSR
         Output blocks (applied second).
     R : array of shape (k, rank * q, p) or block-diagonal BSR
-        Input blocks (applied first).  ``k * q == l * r`` is the inner size.
+        Input blocks (applied first); term ``j`` is in rows ``j::rank`` of each
+        block (term ``j`` of ``L`` in columns ``j*r:(j+1)*r``).  ``k * q == l * r``
+        is the inner size.
     rank : int, default=1
         Number of stacked Monarch terms.
     shape : tuple of int, optional
@@ -348,10 +350,10 @@ class MonarchMatrix:
             m, n = lay.shape
             if t:
                 out = np.empty((n, B), dtype=dtype)
-                monarch_matmul_t(L, R, lay.mid_dst(), lay.out_pos(), X, out)
+                monarch_matmul_t(L, R, lay.rank, X, out)
             else:
                 out = np.empty((m, B), dtype=dtype)
-                monarch_matmul(L, R, lay.mid_dst(), lay.out_pos(), X, out)
+                monarch_matmul(L, R, lay.rank, X, out)
             return out
         if kernel == "bmm":
             if xp is not np:

@@ -42,10 +42,10 @@ def _perm(b, d):
 
 def _explicit(Lb, Rb, m, n, l, k, N, rank):
     """sum_j P_(l,m) L_j P_(l,N)^T R_j with dense block_diag, term by term."""
-    Q, r = N // k, N // l
+    r = N // l
     M = np.zeros((m, n))
     for j in range(rank):
-        Rj = scipy.linalg.block_diag(*[Rb[i, j * Q:(j + 1) * Q] for i in range(k)])
+        Rj = scipy.linalg.block_diag(*[Rb[i, j::rank] for i in range(k)])
         Lj = scipy.linalg.block_diag(*[Lb[i][:, j * r:(j + 1) * r] for i in range(l)])
         M += _perm(l, m) @ Lj @ _perm(l, N).T @ Rj
     return M

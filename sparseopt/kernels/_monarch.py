@@ -1,67 +1,122 @@
-"""Fused Monarch products: two block-diagonal GEMM stages with the permutations.
+"""Fused Monarch products: block-diagonal GEMMs with the permutations in the strides.
 
-``M @ X = P_out (L (G (R X))))`` with ``L`` and ``R`` block-diagonal (the data
-arrays of their BSR containers, shapes ``(l, s, rr)`` and ``(k, rq, p)``) and
-``G``, ``P_out`` row permutations given as index arrays.  Each diagonal block
-is one BLAS GEMM (``np.dot`` with ``out=``, compiled by Numba to a direct
-``?gemm`` call) on a contiguous slice of the C-ordered ``(rows, batch)``
-operand; each permutation is applied as contiguous row copies while the block
-result is still in cache.  Compared with the generic BSR kernel
-(:mod:`sparseopt.kernels._bsr`), which runs scalar loops per block row, the
-GEMM does the register blocking, which matters from blocks of about 16 x 16
-on.
+``M @ X = P_out (L (G (R X)))`` with ``L`` and ``R`` block-diagonal (the data
+arrays of their BSR containers, shapes ``(l, s, rank * r)`` and
+``(k, rank * q, p)``, see :mod:`sparseopt.solvers.monarch` for the layout).
+
+The permutations need no copies: with ``R``'s stacked rows ordered
+``(inner index t, term j)`` the inner vector is ``Y[t * rank + j]``, and the
+rows that ``L`` block ``ll`` reads for term ``j`` are ``t = rr * l + ll``, i.e.
+every ``(l * rank)``-th row of ``Y`` starting at ``ll * rank + j``; the output
+rows of block ``ll`` are every ``l``-th row from ``ll``.  Both are plain
+matrices with a larger leading dimension, so each block is one BLAS ``?gemm``
+call on strided operands (C-ordered ``(rows, batch)`` arrays, row stride a
+multiple of the batch).  The GEMM is called directly through the function
+pointers that ``scipy.linalg.cython_blas`` exports, registered as LLVM
+symbols so that the compiled kernels can still be cached on disk.
+
+Compared with the generic BSR kernel (:mod:`sparseopt.kernels._bsr`), which
+runs scalar loops per block row, the GEMM does the register and cache
+blocking; compared with a batched ``matmul`` it saves the two permutation
+copies.
 """
 
+import llvmlite.binding as llvm
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import get_cython_function_address
+
+_VOIDP13 = types.void(*([types.voidptr] * 13))
+for _name in ("sgemm", "dgemm"):
+    llvm.add_symbol(f"sparseopt_monarch_{_name}",
+                    get_cython_function_address("scipy.linalg.cython_blas", _name))
+_sgemm = types.ExternalFunction("sparseopt_monarch_sgemm", _VOIDP13)
+_dgemm = types.ExternalFunction("sparseopt_monarch_dgemm", _VOIDP13)
+
+_N = ord("N")
+_T = ord("T")
 
 
 @njit(cache=True, nogil=True)
-def monarch_matmul(Lb, Rb, mid_dst, out_pos, X, out):
+def _gemm(trans_a, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, m, n, k, beta):
+    """Row-major ``C[m, n] = op(A)[m, k] @ B[k, n] + beta * C`` on flat arrays.
+
+    ``a``, ``b``, ``c`` are 1-D views of C-ordered storage; ``*_off`` the offset
+    of the first element and ``ld*`` the row strides (in elements).  With
+    ``trans_a`` the stored ``A`` is ``(k, m)``.  BLAS is column-major, so this
+    computes ``C^T = B^T op(A)^T``.
+    """
+    ints = np.empty(6, dtype=np.int32)
+    ints[0] = n
+    ints[1] = m
+    ints[2] = k
+    ints[3] = ldb
+    ints[4] = lda
+    ints[5] = ldc
+    scal = np.empty(2, dtype=c.dtype)
+    scal[0] = 1.0
+    scal[1] = beta
+    ch = np.empty(2, dtype=np.uint8)
+    ch[0] = _N
+    ch[1] = _T if trans_a else _N
+    args_b = b[b_off:]
+    args_a = a[a_off:]
+    args_c = c[c_off:]
+    if c.itemsize == 4:  # float32
+        _sgemm(ch[0:].ctypes, ch[1:].ctypes, ints[0:].ctypes, ints[1:].ctypes,
+               ints[2:].ctypes, scal[0:].ctypes, args_b.ctypes, ints[3:].ctypes,
+               args_a.ctypes, ints[4:].ctypes, scal[1:].ctypes, args_c.ctypes,
+               ints[5:].ctypes)
+    else:
+        _dgemm(ch[0:].ctypes, ch[1:].ctypes, ints[0:].ctypes, ints[1:].ctypes,
+               ints[2:].ctypes, scal[0:].ctypes, args_b.ctypes, ints[3:].ctypes,
+               args_a.ctypes, ints[4:].ctypes, scal[1:].ctypes, args_c.ctypes,
+               ints[5:].ctypes)
+
+
+@njit(cache=True, nogil=True)
+def monarch_matmul(Lb, Rb, rank, X, out):
     """``out = M @ X``; ``X`` of shape ``(k * p, B)``, ``out`` of shape ``(l * s, B)``.
 
-    ``mid_dst[i]`` is the row of the stacked ``L`` input that row ``i`` of the
-    stacked ``R`` output feeds; ``out_pos[i]`` the output row of row ``i`` of
-    the stacked ``L`` output.  All arrays C-contiguous, one float dtype.
+    ``Lb`` ``(l, s, rank * r)``, ``Rb`` ``(k, rank * q, p)``, ``X`` and ``out``
+    C-contiguous, all of one float dtype (``B >= 1``).
     """
     k, rq, p = Rb.shape
-    l, s, rr = Lb.shape
+    l, s, lr = Lb.shape
+    r = lr // rank
     B = X.shape[1]
-    mid = np.empty((l * rr, B), dtype=X.dtype)
-    tmp = np.empty((rq, B), dtype=X.dtype)
-    for kb in range(k):
-        np.dot(Rb[kb], X[kb * p:(kb + 1) * p], tmp)
-        base = kb * rq
-        for i in range(rq):
-            mid[mid_dst[base + i]] = tmp[i]
-    tmp2 = np.empty((s, B), dtype=X.dtype)
-    for lb in range(l):
-        np.dot(Lb[lb], mid[lb * rr:(lb + 1) * rr], tmp2)
-        base = lb * s
-        for i in range(s):
-            out[out_pos[base + i]] = tmp2[i]
+    Y = np.empty((k * rq, B), dtype=X.dtype)
+    Rf = Rb.reshape(-1)
+    Lf = Lb.reshape(-1)
+    Xf = X.reshape(-1)
+    Yf = Y.reshape(-1)
+    of = out.reshape(-1)
+    for kb in range(k):                 # Y[kb block] = R_kb @ X[kb block]
+        _gemm(False, Rf, kb * rq * p, p, Xf, kb * p * B, B, Yf, kb * rq * B, B,
+              rq, B, p, 0.0)
+    for lb in range(l):                 # out[lb::l] = sum_j L_lb,j @ Y[(lb*rank+j)::(l*rank)]
+        for j in range(rank):
+            _gemm(False, Lf, lb * s * lr + j * r, lr, Yf, (lb * rank + j) * B,
+                  l * rank * B, of, lb * B, l * B, s, B, r, 0.0 if j == 0 else 1.0)
 
 
 @njit(cache=True, nogil=True)
-def monarch_matmul_t(Lb, Rb, mid_dst, out_pos, Y, out):
-    """``out = M.T @ Y``; ``Y`` of shape ``(l * s, B)``, ``out`` of shape ``(k * p, B)``.
-
-    Same arguments as :func:`monarch_matmul`; the blocks are used transposed
-    (BLAS ``trans`` flag, no copy) and the permutations are read as gathers.
-    """
+def monarch_matmul_t(Lb, Rb, rank, Y, out):
+    """``out = M.T @ Y``; ``Y`` of shape ``(l * s, B)``, ``out`` of shape ``(k * p, B)``."""
     k, rq, p = Rb.shape
-    l, s, rr = Lb.shape
+    l, s, lr = Lb.shape
+    r = lr // rank
     B = Y.shape[1]
-    z = np.empty((s, B), dtype=Y.dtype)
-    mid = np.empty((l * rr, B), dtype=Y.dtype)
-    for lb in range(l):
-        base = lb * s
-        for i in range(s):
-            z[i] = Y[out_pos[base + i]]
-        np.dot(Lb[lb].T, z, mid[lb * rr:(lb + 1) * rr])
-    v = np.empty((rq, B), dtype=Y.dtype)
-    for kb in range(k):
-        base = kb * rq
-        for i in range(rq):
-            v[i] = mid[mid_dst[base + i]]
-        np.dot(Rb[kb].T, v, out[kb * p:(kb + 1) * p])
+    Z = np.empty((k * rq, B), dtype=Y.dtype)
+    Rf = Rb.reshape(-1)
+    Lf = Lb.reshape(-1)
+    Yf = Y.reshape(-1)
+    Zf = Z.reshape(-1)
+    of = out.reshape(-1)
+    for lb in range(l):                 # Z[(lb*rank+j)::(l*rank)] = L_lb,j^T @ Y[lb::l]
+        for j in range(rank):
+            _gemm(True, Lf, lb * s * lr + j * r, lr, Yf, lb * B, l * B,
+                  Zf, (lb * rank + j) * B, l * rank * B, r, B, s, 0.0)
+    for kb in range(k):                 # out[kb block] = R_kb^T @ Z[kb block]
+        _gemm(True, Rf, kb * rq * p, p, Zf, kb * rq * B, B, of, kb * p * B, B,
+              p, B, rq, 0.0)

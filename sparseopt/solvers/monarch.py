@@ -19,8 +19,9 @@ where
   a vector to ``(b, d / b)`` (row-major), transpose, flatten.
 
 The ``rank`` terms are stored stacked: ``R`` has ``k`` blocks of shape
-``(rank*Q, p)`` (term ``j`` in rows ``j*Q:(j+1)*Q``) and ``L`` has ``l``
-blocks of shape ``(s, rank*r)`` (term ``j`` in columns ``j*r:(j+1)*r``), so
+``(rank*Q, p)`` (term ``j`` in the interleaved rows ``j::rank``) and ``L`` has
+``l`` blocks of shape ``(s, rank*r)`` (term ``j`` in columns
+``j*r:(j+1)*r``), so
 that ``M = P_out @ L @ G @ R`` with ``G`` one permutation of the stacked
 inner vector.  With ``m = n = N``, ``k = l = b`` and ``rank = 1`` this is the
 paper's ``M = P L P^T R``; with ``b = sqrt(n)`` it is its Definition 3.1.
@@ -34,7 +35,7 @@ joining output block ``ll`` and input block ``kk`` is
 .. math::
 
     M_{ll, kk} = \\sum_j \\sum_{t \\in T(ll, kk)} L[ll][:, j r + r(t)] \\,
-                 R[kk][j Q + q(t), :]
+                 R[kk][q(t) \\, \\mathrm{rank} + j, :]
 
 with ``T(ll, kk) = {t : t // Q = kk, t mod l = ll}``.  Every parameter of
 ``L`` and ``R`` appears in exactly one slab, so ``min ||A - M||_F`` splits into
@@ -147,7 +148,7 @@ def _index_arrays(layout):
     kk, qq = t // Q, t % Q          # R block and row of inner index t
     ll, rr = t % l, t // l          # L block and column of inner index t
     j = np.arange(rank, dtype=np.int64)[:, None]
-    src = (kk * (rank * Q) + j * Q + qq).ravel()      # stacked R output row
+    src = (t * rank + j).ravel()                      # stacked R output row
     dst = (ll * (rank * r) + j * r + rr).ravel()      # stacked L input position
     mid_dst = np.empty(rank * N, dtype=np.int64)
     mid_dst[src] = dst
@@ -168,7 +169,7 @@ def _index_arrays(layout):
     mask = np.zeros((l * k, max(C, 1)), dtype=bool)
     for jj in range(rank):
         pos = jj * counts[key[order]] + slot      # valid slots come first
-        rows[key[order], pos] = jj * Q + qq[order]
+        rows[key[order], pos] = qq[order] * rank + jj
         cols[key[order], pos] = jj * r + rr[order]
         mask[key[order], pos] = True
     shape3 = (l, k, max(C, 1))
