@@ -372,7 +372,7 @@ def _kron_em(y, factors, method, noise_variance, labels, tol, max_iter, prune,
     Ns = [A.shape[1] for A in factors]
     learn = noise_variance is None
     yy = float(y @ y)
-    var_y = max(yy / M, np.finfo(float).tiny)
+    var_y = yy / M if yy > 0 else 1e-10  # zero signal: the empty model
     s2 = noise_variance if not learn else 0.01 * var_y
     s2_floor = 1e-6 * var_y
     gammas = [np.ones(N) for N in Ns]
