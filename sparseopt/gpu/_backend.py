@@ -56,17 +56,6 @@ class CupyBackend:
 
     def __init__(self, xp=None, *, spmm_t="atomic", spgemm_threads=64,
                  spgemm_shared_slots=_spgemm.SHARED_SLOTS, spgemm_pool=2**25):
-        if xp is None:
-            from sparseopt.gpu._device import require_cupy
-
-            xp = require_cupy()
-        self._np = xp
-        self.on_device = xp is not np
-        if not self.on_device and not simulator_enabled():
-            raise RuntimeError(
-                "CupyBackend(xp=numpy) runs the CUDA kernels in numba's simulator only: "
-                "set NUMBA_ENABLE_CUDASIM=1 before numba is first imported"
-            )
         if spmm_t not in ("atomic", "transpose"):
             raise ValueError(f"spmm_t must be 'atomic' or 'transpose', got {spmm_t!r}")
         if spgemm_threads not in (4, 8, 16, 32, 64, 128):
@@ -77,6 +66,17 @@ class CupyBackend:
             raise ValueError(
                 f"spgemm_shared_slots must be in [2, {_spgemm.SHARED_SLOTS}], "
                 f"got {spgemm_shared_slots!r}"
+            )
+        if xp is None:
+            from sparseopt.gpu._device import require_cupy
+
+            xp = require_cupy()
+        self._np = xp
+        self.on_device = xp is not np
+        if not self.on_device and not simulator_enabled():
+            raise RuntimeError(
+                "CupyBackend(xp=numpy) runs the CUDA kernels in numba's simulator only: "
+                "set NUMBA_ENABLE_CUDASIM=1 before numba is first imported"
             )
         self.spmm_t_strategy = spmm_t
         self.spgemm_threads = int(spgemm_threads)

@@ -106,8 +106,6 @@ def to_cupyx(A):
     cupyx (cuSPARSE) takes int32 indices only: int64 index arrays whose values
     fit are narrowed (a copy); larger matrices raise ``ValueError``.
     """
-    import cupyx.scipy.sparse as csp
-
     CSR, BSR, TransposedView = _containers()
     if isinstance(A, TransposedView):
         raise TypeError("to_cupyx needs a CSR or BSR; transpose first with "
@@ -118,6 +116,8 @@ def to_cupyx(A):
         raise TypeError(f"expected a sparseopt CSR or BSR, got {type(A).__name__}")
     if array_module(A.data) is np:
         raise TypeError("to_cupyx needs device arrays; call sparseopt.gpu.to_device first")
+    import cupyx.scipy.sparse as csp
+
     indptr, indices = A.indptr, A.indices
     if indices.dtype != np.int32:
         if max(A.nnz, *A.shape) > np.iinfo(np.int32).max:
