@@ -615,10 +615,11 @@ class SparseLogisticRegression(ClassifierMixin, _SparseLinearBase):
         enc = LabelEncoder()
         codes = enc.fit_transform(y)
         self.classes_ = enc.classes_
-        if self.classes_.size != 2:
+        k = self.classes_.size
+        if k != 2:
             raise ValueError(
-                "SparseLogisticRegression is binary: y must have exactly 2 "
-                f"classes, got {self.classes_.size}")
+                "Only binary classification is supported. SparseLogisticRegression "
+                f"needs exactly 2 classes in y, got {k} class{'es' if k != 1 else ''}")
         labels = np.where(codes == 1, 1.0, -1.0)
         res, _ = self._solve(X, y, sample_weight, labels=labels)
         self.coef_ = np.asarray(res.x, dtype=X.dtype).reshape(1, -1)
@@ -636,7 +637,8 @@ class SparseLogisticRegression(ClassifierMixin, _SparseLinearBase):
 
     def predict(self, X):
         """Predicted class labels."""
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+        scores = self.decision_function(X)
+        return self.classes_[(scores > 0).astype(int)]
 
     def predict_proba(self, X):
         """Class probabilities, columns ordered as ``classes_``."""
@@ -794,6 +796,8 @@ class LassoCV(RegressorMixin, _SparseLinearBase):
             alphas = np.sort(np.asarray(self.alphas, dtype=np.float64).ravel())[::-1]
             if alphas.size == 0 or np.any(~np.isfinite(alphas)) or np.any(alphas <= 0):
                 raise ValueError("alphas must be positive and finite")
+        if sp.issparse(X):
+            X = X.tocsr()   # row indexing of the folds
         cv = check_cv(self.cv)
         folds = list(cv.split(X, y))
         mse = np.zeros((alphas.size, len(folds)))

@@ -259,8 +259,11 @@ def kkt_scores(pen_kind, alpha, l2, gamma, positive, grouped, grp_ptr, grp_idx,
 
     ``out_kkt[k] = L_k || w_k - prox_k(w_k - grad_k / L_k) ||`` (zero at a
     stationary point).  ``out_score[k]`` is ``inf`` for blocks with a non-zero
-    coefficient and otherwise ``(|grad_k| - threshold_k) / sqrt(L_k)``: the
-    gap-safe / GS-q type distance to activation, larger means closer.
+    coefficient; for a zero block it is ``kkt_k / sqrt(L_k)`` when the block
+    violates its optimality condition (for the L1 penalty ``(|grad_k| -
+    alpha) / sqrt(L_k)``, the GS-q / gap-safe distance of celer) and otherwise
+    the non-positive ``(|grad_k| - threshold_k) / sqrt(L_k)``: larger means
+    closer to activation.
     """
     n_blocks = out_kkt.shape[0]
     for k in range(n_blocks):
@@ -278,9 +281,12 @@ def kkt_scores(pen_kind, alpha, l2, gamma, positive, grouped, grp_ptr, grp_idx,
             out_kkt[k] = L * abs(w[k] - p)
             if w[k] != 0.0:
                 out_score[k] = np.inf
+            elif out_kkt[k] > 0.0:
+                out_score[k] = out_kkt[k] / math.sqrt(L)
             else:
                 g = -grad[k] if positive else abs(grad[k])
-                out_score[k] = (g - zero_threshold(pen_kind, L, alpha, l2)) / math.sqrt(L)
+                out_score[k] = min(
+                    (g - zero_threshold(pen_kind, L, alpha, l2)) / math.sqrt(L), 0.0)
         else:
             L = lips[k]
             start, end = grp_ptr[k], grp_ptr[k + 1]
@@ -318,8 +324,11 @@ def kkt_scores(pen_kind, alpha, l2, gamma, positive, grouped, grp_ptr, grp_idx,
             out_kkt[k] = L * math.sqrt(dist)
             if active:
                 out_score[k] = np.inf
+            elif out_kkt[k] > 0.0:
+                out_score[k] = out_kkt[k] / math.sqrt(L)
             else:
-                out_score[k] = (math.sqrt(nrm_g) - alpha * grp_w[k]) / math.sqrt(L)
+                out_score[k] = min(
+                    (math.sqrt(nrm_g) - alpha * grp_w[k]) / math.sqrt(L), 0.0)
 
 
 # ----------------------------------------------------------------------------
