@@ -43,8 +43,8 @@ def test_lasso_path_matches_sklearn(sparse):
     Xin = sp.csc_matrix(X) if sparse else X
     tol = 1e-9
     ours = lasso_path(Xin, y, n_alphas=10, eps=1e-2, tol=tol)
-    alphas, coefs, _ = sklm.lasso_path(X, y, alphas=ours.alphas, tol=1e-14,
-                                       max_iter=100_000)
+    _, coefs, _ = sklm.lasso_path(X, y, alphas=ours.alphas, tol=1e-14,
+                                  max_iter=100_000)
     np.testing.assert_allclose(ours.alphas[0], np.max(np.abs(X.T @ y)) / len(y))
     assert ours.converged
     for k, a in enumerate(ours.alphas):
@@ -205,7 +205,7 @@ def test_bad_input_errors_name_the_argument():
         Lasso().fit(Xn, y)
     Xi = X.copy()
     Xi[1, 1] = np.inf
-    with pytest.raises(ValueError, match="[Ii]nf"):
+    with pytest.raises(ValueError, match=r"[Ii]nf"):
         Lasso().fit(sp.csc_matrix(Xi), y)
     yn = y.copy()
     yn[2] = np.nan

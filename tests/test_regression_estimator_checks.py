@@ -1,10 +1,5 @@
-"""scikit-learn's estimator checks, Pipeline and GridSearchCV for the sparse linear models."""
+"""scikit-learn's estimator checks for the sparse linear models."""
 
-import numpy as np
-import pytest
-from sklearn.model_selection import GridSearchCV
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sparseopt.linear_model import (
