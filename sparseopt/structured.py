@@ -80,6 +80,31 @@ def _as_blocks(A, name):
     return A
 
 
+_CONTROLLER = []
+
+
+class _blas_threads:
+    """Context manager limiting BLAS threads (no-op for ``None``); ~3 us per use."""
+
+    def __init__(self, n):
+        self.n = n
+        self._ctx = None
+
+    def __enter__(self):
+        if self.n is not None:
+            if not _CONTROLLER:
+                from threadpoolctl import ThreadpoolController
+
+                _CONTROLLER.append(ThreadpoolController())
+            self._ctx = _CONTROLLER[0].limit(limits=self.n, user_api="blas")
+            self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._ctx is not None:
+            self._ctx.__exit__(*exc)
+
+
 def _result_dtype(*dtypes):
     dtype = np.result_type(*dtypes)
     return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
@@ -348,12 +373,12 @@ class MonarchMatrix:
             from sparseopt.kernels._monarch import monarch_matmul, monarch_matmul_t
 
             m, n = lay.shape
-            if t:
-                out = np.empty((n, B), dtype=dtype)
-                monarch_matmul_t(L, R, lay.rank, X, out)
-            else:
-                out = np.empty((m, B), dtype=dtype)
-                monarch_matmul(L, R, lay.rank, X, out)
+            out = np.empty((n, B) if t else (m, B), dtype=dtype)
+            with _blas_threads(self._blas_thread_limit(B)):
+                if t:
+                    monarch_matmul_t(L, R, lay.rank, X, out)
+                else:
+                    monarch_matmul(L, R, lay.rank, X, out)
             return out
         if kernel == "bmm":
             if xp is not np:
@@ -373,6 +398,23 @@ class MonarchMatrix:
         U = spmm_t(Lm, Z)
         U = U[self._index(lay.mid_dst(), xp)]
         return spmm_t(Rm, U)
+
+    def _blas_thread_limit(self, B):
+        """BLAS threads for the per-block GEMMs (``None``: leave BLAS alone).
+
+        ``n_threads`` from :func:`sparseopt.config_context` wins.  Otherwise
+        GEMMs below ``2**24`` multiply-adds run on one thread: threading such
+        small products costs more in synchronisation than it gains, and on a
+        busy machine far more (measured 10-100x slower at load 6 on 2 cores).
+        """
+        from sparseopt._config import get_config
+
+        n = get_config()["n_threads"]
+        if n is not None:
+            return n
+        lay = self._layout
+        work = max(lay.R_shape[1] * lay.R_shape[2], lay.L_shape[1] * lay.L_shape[2] // lay.rank)
+        return 1 if work * B < 2**24 else None
 
     def _inv_out(self):
         lay = self._layout

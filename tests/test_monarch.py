@@ -85,14 +85,15 @@ def test_paper_square_case_is_P_L_P_R(rng):
     np.testing.assert_allclose(M.todense(), dense, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("batch", [7, 16])   # 16: padded inner stride in blockdiag
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("case", LAYOUTS)
-def test_products_match_todense(rng, case, kernel):
+def test_products_match_todense(rng, case, kernel, batch):
     m, n = case[:2]
     M, _, _ = _random_monarch(rng, *case)
     D = M.todense()
-    X = rng.standard_normal((n, 7))
-    Y = rng.standard_normal((m, 7))
+    X = rng.standard_normal((n, batch))
+    Y = rng.standard_normal((m, batch))
     scale = np.abs(D).sum(axis=1).max() * np.abs(X).max()
     np.testing.assert_allclose(M.matmul(X, kernel=kernel), D @ X, rtol=0, atol=1e-12 * scale)
     np.testing.assert_allclose(M.matmul(X[:, 0], kernel=kernel), D @ X[:, 0],

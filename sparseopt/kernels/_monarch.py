@@ -75,6 +75,18 @@ def _gemm(trans_a, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, m, n, k, beta):
 
 
 @njit(cache=True, nogil=True)
+def _padded_stride(B):
+    """Row stride of the inner buffer: ``B`` plus one when ``B`` is a multiple of 16.
+
+    The second stage reads every ``(l * rank)``-th row of the buffer; with ``l``
+    and ``B`` powers of two that stride is a multiple of 4 KiB and all the rows
+    of a GEMM panel fall into the same cache sets (measured 2x slower at
+    ``n = 4096, B = 1024, l = 64``).  One extra element breaks the aliasing.
+    """
+    return B + 1 if B % 16 == 0 else B
+
+
+@njit(cache=True, nogil=True)
 def monarch_matmul(Lb, Rb, rank, X, out):
     """``out = M @ X``; ``X`` of shape ``(k * p, B)``, ``out`` of shape ``(l * s, B)``.
 
@@ -85,19 +97,32 @@ def monarch_matmul(Lb, Rb, rank, X, out):
     l, s, lr = Lb.shape
     r = lr // rank
     B = X.shape[1]
-    Y = np.empty((k * rq, B), dtype=X.dtype)
+    ldy = _padded_stride(B)
+    Yf = np.empty(k * rq * ldy, dtype=X.dtype)
     Rf = Rb.reshape(-1)
     Lf = Lb.reshape(-1)
     Xf = X.reshape(-1)
-    Yf = Y.reshape(-1)
     of = out.reshape(-1)
     for kb in range(k):                 # Y[kb block] = R_kb @ X[kb block]
-        _gemm(False, Rf, kb * rq * p, p, Xf, kb * p * B, B, Yf, kb * rq * B, B,
+        _gemm(False, Rf, kb * rq * p, p, Xf, kb * p * B, B, Yf, kb * rq * ldy, ldy,
               rq, B, p, 0.0)
-    for lb in range(l):                 # out[lb::l] = sum_j L_lb,j @ Y[(lb*rank+j)::(l*rank)]
+    if ldy == B:                        # out[lb::l] = sum_j L_lb,j @ Y[(lb*rank+j)::(l*rank)]
+        for lb in range(l):
+            for j in range(rank):
+                _gemm(False, Lf, lb * s * lr + j * r, lr, Yf, (lb * rank + j) * ldy,
+                      l * rank * ldy, of, lb * B, l * B, s, B, r, 0.0 if j == 0 else 1.0)
+        return
+    # aliasing strides: compute each block contiguously, then scatter its rows
+    Tf = np.empty(s * ldy, dtype=X.dtype)
+    for lb in range(l):
         for j in range(rank):
-            _gemm(False, Lf, lb * s * lr + j * r, lr, Yf, (lb * rank + j) * B,
-                  l * rank * B, of, lb * B, l * B, s, B, r, 0.0 if j == 0 else 1.0)
+            _gemm(False, Lf, lb * s * lr + j * r, lr, Yf, (lb * rank + j) * ldy,
+                  l * rank * ldy, Tf, 0, ldy, s, B, r, 0.0 if j == 0 else 1.0)
+        for i in range(s):
+            o = (i * l + lb) * B
+            t = i * ldy
+            for c in range(B):
+                of[o + c] = Tf[t + c]
 
 
 @njit(cache=True, nogil=True)
@@ -107,16 +132,16 @@ def monarch_matmul_t(Lb, Rb, rank, Y, out):
     l, s, lr = Lb.shape
     r = lr // rank
     B = Y.shape[1]
-    Z = np.empty((k * rq, B), dtype=Y.dtype)
+    ldz = _padded_stride(B)
+    Zf = np.empty(k * rq * ldz, dtype=Y.dtype)
     Rf = Rb.reshape(-1)
     Lf = Lb.reshape(-1)
     Yf = Y.reshape(-1)
-    Zf = Z.reshape(-1)
     of = out.reshape(-1)
     for lb in range(l):                 # Z[(lb*rank+j)::(l*rank)] = L_lb,j^T @ Y[lb::l]
         for j in range(rank):
             _gemm(True, Lf, lb * s * lr + j * r, lr, Yf, lb * B, l * B,
-                  Zf, (lb * rank + j) * B, l * rank * B, r, B, s, 0.0)
+                  Zf, (lb * rank + j) * ldz, l * rank * ldz, r, B, s, 0.0)
     for kb in range(k):                 # out[kb block] = R_kb^T @ Z[kb block]
-        _gemm(True, Rf, kb * rq * p, p, Zf, kb * rq * B, B, of, kb * p * B, B,
+        _gemm(True, Rf, kb * rq * p, p, Zf, kb * rq * ldz, ldz, of, kb * p * B, B,
               p, B, rq, 0.0)
