@@ -24,6 +24,33 @@ def _n_parts(work):
     return numba.get_num_threads()
 
 
+def _row_splits(indptr, work):
+    """nnz-balanced row chunks, one per thread (a single chunk for small work).
+
+    Balancing by nnz rather than by row count keeps power-law rows from
+    landing on one thread.
+    """
+    parts = _n_parts(work)
+    if parts == 1:
+        return _ONE_CHUNK
+    return _partition.balanced_splits(indptr, parts)
+
+
+_ONE_CHUNK = np.zeros(2, dtype=np.int64)
+
+
+def _unsigned(index_array):
+    """int32 indices viewed as uint32 (zero copy; validated non-negative).
+
+    Numba then skips the negative-index wraparound test on every gather.
+    int64 arrays stay signed: uint64 mixed with int64 arithmetic would promote
+    to float64 in Numba.
+    """
+    if index_array.dtype == np.int32:
+        return index_array.view(np.uint32)
+    return index_array
+
+
 class NumpyBackend:
     """CPU backend on NumPy arrays with Numba kernels."""
 
@@ -74,35 +101,40 @@ class NumpyBackend:
     # -- products ------------------------------------------------------------
     @staticmethod
     def spmv(indptr, indices, data, x, out):
+        indptr, indices = _unsigned(indptr), _unsigned(indices)
         with numba_threads():
-            _spmm.csr_spmv(indptr, indices, data, x, out)
+            _spmm.csr_spmv(indptr, indices, data, x, out, _row_splits(indptr, indices.shape[0]))
         return out
 
     @staticmethod
     def spmm(indptr, indices, data, X, out):
+        indptr, indices = _unsigned(indptr), _unsigned(indices)
         with numba_threads():
-            _spmm.csr_spmm(indptr, indices, data, X, out)
+            splits = _row_splits(indptr, indices.shape[0] * X.shape[1])
+            _spmm.csr_spmm(indptr, indices, data, X, out, splits)
         return out
 
     @staticmethod
     def spmm_t(indptr, indices, data, X, out):
+        indptr, indices = _unsigned(indptr), _unsigned(indices)
         with numba_threads():
-            parts = _n_parts(indices.shape[0] * X.shape[1])
-            splits = _partition.balanced_splits(indptr.astype(np.int64), parts)
+            splits = _row_splits(indptr, indices.shape[0] * X.shape[1])
             _spmm.csr_spmm_t(indptr, indices, data, X, out, splits)
         return out
 
     @staticmethod
     def bsr_spmm(indptr, indices, data, X, out):
+        indptr, indices = _unsigned(indptr), _unsigned(indices)
         with numba_threads():
-            _bsr.bsr_spmm(indptr, indices, data, X, out)
+            splits = _row_splits(indptr, data.size * X.shape[1])
+            _bsr.bsr_spmm(indptr, indices, data, X, out, splits)
         return out
 
     @staticmethod
     def bsr_spmm_t(indptr, indices, data, X, out):
+        indptr, indices = _unsigned(indptr), _unsigned(indices)
         with numba_threads():
-            parts = _n_parts(data.size * X.shape[1])
-            splits = _partition.balanced_splits(indptr.astype(np.int64), parts)
+            splits = _row_splits(indptr, data.size * X.shape[1])
             _bsr.bsr_spmm_t(indptr, indices, data, X, out, splits)
         return out
 
@@ -116,6 +148,8 @@ class NumpyBackend:
         a_indptr, a_indices, a_data = a
         b_indptr, b_indices, b_data = b
         with numba_threads():
+            a_indptr, a_indices = _unsigned(a_indptr), _unsigned(a_indices)
+            b_indptr, b_indices = _unsigned(b_indptr), _unsigned(b_indices)
             flops = _spgemm.spgemm_row_flops(a_indptr, a_indices, b_indptr)
             prefix = np.zeros(flops.shape[0] + 1, dtype=np.int64)
             np.cumsum(flops, out=prefix[1:])

@@ -36,12 +36,15 @@ def _use_hash(flops, n_cols):
     return _table_size(flops) * _DENSE_RATIO <= n_cols
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def spgemm_row_flops(a_indptr, a_indices, b_indptr):
-    """Multiply-adds of each output row (int64), ``sum_k nnz(B[A[i, k]])``."""
+    """Multiply-adds of each output row (int64), ``sum_k nnz(B[A[i, k]])``.
+
+    Serial: it streams ``A``'s indices once and is cheap next to the passes.
+    """
     n_rows = a_indptr.shape[0] - 1
     flops = np.zeros(n_rows, dtype=np.int64)
-    for i in prange(n_rows):
+    for i in range(n_rows):
         f = 0
         for k in range(a_indptr[i], a_indptr[i + 1]):
             j = a_indices[k]
@@ -56,47 +59,56 @@ def spgemm_symbolic(a_indptr, a_indices, b_indptr, b_indices, n_cols, flops, spl
     n_rows = a_indptr.shape[0] - 1
     row_nnz = np.zeros(n_rows, dtype=np.int64)
     n_parts = splits.shape[0] - 1
+    if n_parts == 1:
+        _symbolic_chunk(a_indptr, a_indices, b_indptr, b_indices, n_cols, flops,
+                        0, n_rows, row_nnz)
+        return row_nnz
     for t in prange(n_parts):
-        r0 = splits[t]
-        r1 = splits[t + 1]
-        max_flops = 0
-        need_dense = False
-        for i in range(r0, r1):
-            if _use_hash(flops[i], n_cols):
-                max_flops = max(max_flops, flops[i])
-            else:
-                need_dense = True
-        marker = np.full(n_cols if need_dense else 0, _EMPTY, dtype=np.int64)
-        table = np.empty(_table_size(max_flops), dtype=np.int64)
-        for i in range(r0, r1):
-            count = 0
-            if _use_hash(flops[i], n_cols):
-                size = _table_size(flops[i])
-                mask = size - 1
-                table[:size] = _EMPTY
-                for k in range(a_indptr[i], a_indptr[i + 1]):
-                    j = a_indices[k]
-                    for kk in range(b_indptr[j], b_indptr[j + 1]):
-                        col = b_indices[kk]
-                        h = (col * 107) & mask
-                        while True:
-                            if table[h] == col:
-                                break
-                            if table[h] == _EMPTY:
-                                table[h] = col
-                                count += 1
-                                break
-                            h = (h + 1) & mask
-            else:
-                for k in range(a_indptr[i], a_indptr[i + 1]):
-                    j = a_indices[k]
-                    for kk in range(b_indptr[j], b_indptr[j + 1]):
-                        col = b_indices[kk]
-                        if marker[col] != i:
-                            marker[col] = i
-                            count += 1
-            row_nnz[i] = count
+        _symbolic_chunk(a_indptr, a_indices, b_indptr, b_indices, n_cols, flops,
+                        splits[t], splits[t + 1], row_nnz)
     return row_nnz
+
+
+@njit(cache=True, nogil=True)
+def _symbolic_chunk(a_indptr, a_indices, b_indptr, b_indices, n_cols, flops, r0, r1,
+                    row_nnz):
+    max_flops = 0
+    need_dense = False
+    for i in range(r0, r1):
+        if _use_hash(flops[i], n_cols):
+            max_flops = max(max_flops, flops[i])
+        else:
+            need_dense = True
+    marker = np.full(n_cols if need_dense else 0, _EMPTY, dtype=np.int64)
+    table = np.empty(_table_size(max_flops), dtype=np.int64)
+    for i in range(r0, r1):
+        count = 0
+        if _use_hash(flops[i], n_cols):
+            size = _table_size(flops[i])
+            mask = size - 1
+            table[:size] = _EMPTY
+            for k in range(a_indptr[i], a_indptr[i + 1]):
+                j = a_indices[k]
+                for kk in range(b_indptr[j], b_indptr[j + 1]):
+                    col = b_indices[kk]
+                    h = (col * 107) & mask
+                    while True:
+                        if table[h] == col:
+                            break
+                        if table[h] == _EMPTY:
+                            table[h] = col
+                            count += 1
+                            break
+                        h = (h + 1) & mask
+        else:
+            for k in range(a_indptr[i], a_indptr[i + 1]):
+                j = a_indices[k]
+                for kk in range(b_indptr[j], b_indptr[j + 1]):
+                    col = b_indices[kk]
+                    if marker[col] != i:
+                        marker[col] = i
+                        count += 1
+        row_nnz[i] = count
 
 
 @njit(cache=True, nogil=True)
@@ -124,59 +136,68 @@ def spgemm_numeric(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data,
                    n_cols, flops, splits, c_indptr, c_indices, c_data, sort):
     """Fill ``c_indices`` / ``c_data`` given ``c_indptr`` from the symbolic pass."""
     n_parts = splits.shape[0] - 1
+    if n_parts == 1:
+        _numeric_chunk(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, n_cols,
+                       flops, 0, a_indptr.shape[0] - 1, c_indptr, c_indices, c_data, sort)
+        return
     for t in prange(n_parts):
-        r0 = splits[t]
-        r1 = splits[t + 1]
-        max_flops = 0
-        need_dense = False
-        for i in range(r0, r1):
-            if _use_hash(flops[i], n_cols):
-                max_flops = max(max_flops, flops[i])
-            else:
-                need_dense = True
-        marker = np.full(n_cols if need_dense else 0, _EMPTY, dtype=np.int64)
-        table = np.empty(_table_size(max_flops), dtype=np.int64)
-        slot = np.empty(_table_size(max_flops), dtype=np.int64)
-        for i in range(r0, r1):
-            start = c_indptr[i]
-            n = 0
-            if _use_hash(flops[i], n_cols):
-                size = _table_size(flops[i])
-                mask = size - 1
-                table[:size] = _EMPTY
-                for k in range(a_indptr[i], a_indptr[i + 1]):
-                    j = a_indices[k]
-                    a = a_data[k]
-                    for kk in range(b_indptr[j], b_indptr[j + 1]):
-                        col = b_indices[kk]
-                        h = (col * 107) & mask
-                        while True:
-                            if table[h] == col:
-                                c_data[start + slot[h]] += a * b_data[kk]
-                                break
-                            if table[h] == _EMPTY:
-                                table[h] = col
-                                slot[h] = n
-                                c_indices[start + n] = col
-                                c_data[start + n] = a * b_data[kk]
-                                n += 1
-                                break
-                            h = (h + 1) & mask
-            else:
-                # marker[col] holds the position of col in this row, offset by
-                # start so stale values from earlier rows are never mistaken
-                for k in range(a_indptr[i], a_indptr[i + 1]):
-                    j = a_indices[k]
-                    a = a_data[k]
-                    for kk in range(b_indptr[j], b_indptr[j + 1]):
-                        col = b_indices[kk]
-                        pos = marker[col]
-                        if pos < start or pos >= start + n:
-                            marker[col] = start + n
+        _numeric_chunk(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, n_cols,
+                       flops, splits[t], splits[t + 1], c_indptr, c_indices, c_data, sort)
+
+
+@njit(cache=True, nogil=True)
+def _numeric_chunk(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, n_cols,
+                   flops, r0, r1, c_indptr, c_indices, c_data, sort):
+    max_flops = 0
+    need_dense = False
+    for i in range(r0, r1):
+        if _use_hash(flops[i], n_cols):
+            max_flops = max(max_flops, flops[i])
+        else:
+            need_dense = True
+    marker = np.full(n_cols if need_dense else 0, _EMPTY, dtype=np.int64)
+    table = np.empty(_table_size(max_flops), dtype=np.int64)
+    slot = np.empty(_table_size(max_flops), dtype=np.int64)
+    for i in range(r0, r1):
+        start = c_indptr[i]
+        n = 0
+        if _use_hash(flops[i], n_cols):
+            size = _table_size(flops[i])
+            mask = size - 1
+            table[:size] = _EMPTY
+            for k in range(a_indptr[i], a_indptr[i + 1]):
+                j = a_indices[k]
+                a = a_data[k]
+                for kk in range(b_indptr[j], b_indptr[j + 1]):
+                    col = b_indices[kk]
+                    h = (col * 107) & mask
+                    while True:
+                        if table[h] == col:
+                            c_data[start + slot[h]] += a * b_data[kk]
+                            break
+                        if table[h] == _EMPTY:
+                            table[h] = col
+                            slot[h] = n
                             c_indices[start + n] = col
                             c_data[start + n] = a * b_data[kk]
                             n += 1
-                        else:
-                            c_data[pos] += a * b_data[kk]
-            if sort:
-                _sort_row(c_indices[start:start + n], c_data[start:start + n])
+                            break
+                        h = (h + 1) & mask
+        else:
+            # marker[col] holds the position of col in this row, offset by
+            # start so stale values from earlier rows are never mistaken
+            for k in range(a_indptr[i], a_indptr[i + 1]):
+                j = a_indices[k]
+                a = a_data[k]
+                for kk in range(b_indptr[j], b_indptr[j + 1]):
+                    col = b_indices[kk]
+                    pos = marker[col]
+                    if pos < start or pos >= start + n:
+                        marker[col] = start + n
+                        c_indices[start + n] = col
+                        c_data[start + n] = a * b_data[kk]
+                        n += 1
+                    else:
+                        c_data[pos] += a * b_data[kk]
+        if sort:
+            _sort_row(c_indices[start:start + n], c_data[start:start + n])
