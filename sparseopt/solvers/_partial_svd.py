@@ -138,7 +138,8 @@ def lanczos_svd(X, k):
     """Leading ``k`` singular triplets by PROPACK Lanczos bidiagonalisation (NumPy only).
 
     Falls back to :func:`full_svd` when ``k`` is too close to ``min(m, n)`` for
-    the iterative solver (``svds`` needs ``k < min(m, n)``).
+    the iterative solver (``svds`` needs ``k < min(m, n)``) or when PROPACK
+    does not converge.
     """
     m, n = X.shape
     if k >= min(m, n) or min(m, n) < 3:
@@ -146,7 +147,11 @@ def lanczos_svd(X, k):
         return U[:, :k], s[:k], Vt[:k]
     from scipy.sparse.linalg import svds
 
-    U, s, Vt = svds(X, k=k, solver="propack", random_state=0)
+    try:
+        U, s, Vt = svds(X, k=k, solver="propack", random_state=0)
+    except np.linalg.LinAlgError:  # PROPACK did not converge (clustered values)
+        U, s, Vt = full_svd(X)
+        return U[:, :k], s[:k], Vt[:k]
     order = np.argsort(s)[::-1]
     return U[:, order], s[order], Vt[order]
 
@@ -196,10 +201,14 @@ class ThresholdedSVD:
         Power iterations when warm-started by the previous call's vectors.
     initial_rank : int
         First request (the reference code's ``sv = 10``).
+    max_refine : int
+        Extra subspace iterations allowed before falling back to a full SVD
+        when the residual check fails.
     """
 
     def __init__(self, shape, *, method="randomized", rng=None, n_oversamples=10,
-                 n_power_iter=2, n_power_iter_warm=1, initial_rank=10):
+                 n_power_iter=2, n_power_iter_warm=0, initial_rank=10,
+                 max_refine=3):
         m, n = shape
         self.p = min(m, n)
         self.method = method
@@ -210,33 +219,68 @@ class ThresholdedSVD:
         self.sv = max(1, min(initial_rank, self.p))
         self.step = max(1, round(0.05 * self.p))
         self._V = None
+        self.max_refine = max_refine
         self.n_svd = 0
         self.n_full = 0
+        self.n_check = 0
 
     def _use_full(self, k):
         return (self.method == "full" or self.p <= FULL_SVD_MIN_DIM
                 or k >= FULL_SVD_FRACTION * self.p)
 
-    def _decompose(self, X, k):
-        self.n_svd += 1
-        if self._use_full(k):
-            self.n_full += 1
-            return full_svd(X), True
-        if self.method == "lanczos":
-            return lanczos_svd(X, k), False
-        # a warm start (previous right singular vectors) needs fewer power
-        # iterations than a Gaussian start for the same accuracy
-        q = self.n_power_iter if self._V is None else self.n_power_iter_warm
-        out = randomized_svd(X, k, n_oversamples=self.n_oversamples,
-                             n_power_iter=q, rng=self.rng, init=self._V)
-        return out, False
+    def _randomized(self, X, k, tau, atol):
+        """Warm-started randomized SVD, refined until the kept triplets are accurate.
 
-    def __call__(self, X, tau):
-        """Return ``(U, s, Vt)`` restricted to the singular values ``> tau``."""
+        The Rayleigh-Ritz triplets from ``Q.T @ X`` satisfy ``X.T u = s v``
+        exactly; the other residual ``r_i = X v_i - s_i u_i`` costs one
+        product.  The answer is accepted when the kept triplets (``s_i > tau``)
+        have ``||[r_1, ..., r_svp]||_F <= atol`` and the first value below the
+        threshold is clearly below it, ``s_{svp+1} + ||r_{svp+1}|| <= tau``
+        (a Ritz value is within its residual of a singular value).  Otherwise
+        one more subspace iteration restarts from the current vectors; after
+        ``max_refine`` of them the caller falls back to a full SVD.
+        """
+        xp = array_namespace(X)
+        q = self.n_power_iter if self._V is None else self.n_power_iter_warm
+        init = self._V
+        for _ in range(self.max_refine + 1):
+            U, s, Vt = randomized_svd(X, k, n_oversamples=self.n_oversamples,
+                                      n_power_iter=q, rng=self.rng, init=init)
+            if atol is None:
+                return U, s, Vt
+            svp = int(xp.count_nonzero(s > tau))
+            j = min(svp + 1, s.shape[0])
+            R = X @ Vt[:j].T - U[:, :j] * s[:j]
+            self.n_check += 1
+            ok = float(xp.linalg.norm(R[:, :svp])) <= atol
+            if ok and j > svp:
+                ok = float(s[svp]) + float(xp.linalg.norm(R[:, svp])) <= tau
+            if ok:
+                return U, s, Vt
+            init, q = Vt.T, 1
+        return None
+
+    def _decompose(self, X, k, tau, atol):
+        self.n_svd += 1
+        if not self._use_full(k):
+            if self.method == "lanczos":
+                return lanczos_svd(X, k), False
+            out = self._randomized(X, k, tau, atol)
+            if out is not None:
+                return out, False
+        self.n_full += 1
+        return full_svd(X), True
+
+    def __call__(self, X, tau, atol=None):
+        """Return ``(U, s, Vt)`` restricted to the singular values ``> tau``.
+
+        ``atol`` bounds the Frobenius residual of the randomized triplets (see
+        :meth:`_randomized`); None accepts the range finder's first answer.
+        """
         xp = array_namespace(X)
         k = self.sv
         while True:
-            (U, s, Vt), complete = self._decompose(X, k)
+            (U, s, Vt), complete = self._decompose(X, k, tau, atol)
             svp = int(xp.count_nonzero(s > tau))
             if svp < k or complete or k >= self.p:
                 break

@@ -83,7 +83,7 @@ SPARSE_DENSITY = 0.1
 
 @dataclass(kw_only=True, repr=False)
 class RobustPCAResult(SolverResult):
-    """Outcome of :func:`robust_pca`.
+    r"""Outcome of :func:`robust_pca`.
 
     Attributes
     ----------
@@ -102,6 +102,11 @@ class RobustPCAResult(SolverResult):
         ``"ialm"`` or ``"accaltproj"``.
     n_svd : int
         Partial or full SVDs computed (IALM).
+    dual : (m, n) ndarray or None
+        IALM's final Lagrange multiplier ``Y``, a dual certificate: at a PCP
+        solution ``Y`` is a subgradient of :math:`\|L\|_*` at ``L`` and of
+        :math:`\lambda\|S\|_1` at ``S`` (zero off the mask).  None for
+        AccAltProj.
     history : dict
         ``"residual"``: relative residual ``||P(M - L - S)||_F / ||P M||_F`` per
         iteration; ``"rank"``: rank of ``L`` per iteration.
@@ -116,6 +121,7 @@ class RobustPCAResult(SolverResult):
     lam: float | None = None
     method: str = ""
     n_svd: int = 0
+    dual: object = None
 
     @property
     def residual(self):
@@ -209,15 +215,17 @@ def _flat(a):
 
 
 def ialm(D, mask, *, lam, tol, max_iter, svd_method, rng, rho=1.5, mu=None,
-         verbose=0, callback=None, n_power_iter=2, n_power_iter_warm=1,
+         verbose=0, callback=None, fused=None, n_power_iter=2, n_power_iter_warm=0,
          n_oversamples=10):
     """Inexact ALM for principal component pursuit on a prepared working copy.
 
     ``D`` is C-contiguous with zeros off ``mask``; it is not modified.
     Returns ``(L, S, U, s, Vt, info)``; see :func:`robust_pca` for the options.
+    ``fused`` selects the Numba kernels (default: on NumPy arrays) or their
+    array-namespace twins (CuPy; ``False`` runs them on NumPy for testing).
     """
     xp = array_namespace(D)
-    numpy_path = xp is np
+    numpy_path = (xp is np) if fused is None else bool(fused)
     fmask = K.kernel_mask(mask, D.size, xp)
     d_norm = float(xp.linalg.norm(D))
     tol = _effective_tol(tol, D.dtype)
@@ -227,6 +235,7 @@ def ialm(D, mask, *, lam, tol, max_iter, svd_method, rng, rho=1.5, mu=None,
         Z0 = xp.zeros_like(D)
         return Z0, Z0.copy(), Z0[:, :0], Z0[0, :0], Z0[:0], dict(
             n_iter=0, converged=True, stop_crit=0.0, history=history, n_svd=0,
+            dual=Z0.copy(),
             message="M is zero", stopped=False, tol=tol,
             timings={"total": time.perf_counter() - t0})
 
@@ -246,6 +255,11 @@ def ialm(D, mask, *, lam, tol, max_iter, svd_method, rng, rho=1.5, mu=None,
                          n_oversamples=n_oversamples)
     monitor = IterationMonitor("robust_pca", verbose=verbose, callback=callback,
                                max_iter=max_iter)
+    # SVT inexactness enters the residual M - L - S directly: keep it an order
+    # of magnitude below the current residual (errors then decay geometrically
+    # with it, as inexact ALM needs) and below what the stopping rule can see
+    svd_floor = 0.1 * tol * d_norm
+    svd_atol = max(svd_floor, 0.01 * d_norm)
     U, s, Vt = D[:, :0], D[0, :0], D[:0]
     converged = stopped = False
     stop_crit = np.inf
@@ -260,7 +274,7 @@ def ialm(D, mask, *, lam, tol, max_iter, svd_method, rng, rho=1.5, mu=None,
                 K.ialm_sparse_step_xp(xp, D, A, Y, inv_mu, lam * inv_mu, mask_or_empty(
                     mask, xp), E, X)
             ts = time.perf_counter()
-            U, s, Vt = svt(X, inv_mu)
+            U, s, Vt = svt(X, inv_mu, svd_atol)
             t_svd += time.perf_counter() - ts
             s = s - inv_mu
             if s.shape[0]:
@@ -273,6 +287,7 @@ def ialm(D, mask, *, lam, tol, max_iter, svd_method, rng, rho=1.5, mu=None,
                 z2 = K.ialm_dual_step_xp(xp, D, A, E, Y, mu)
             mu = min(mu * rho, mu_bar)
             stop_crit = float(np.sqrt(z2)) / d_norm
+            svd_atol = max(svd_floor, 0.01 * float(np.sqrt(z2)))
             history["residual"].append(stop_crit)
             history["rank"].append(int(s.shape[0]))
             if stop_crit <= tol:
@@ -298,6 +313,7 @@ def ialm(D, mask, *, lam, tol, max_iter, svd_method, rng, rho=1.5, mu=None,
     info = dict(n_iter=it, converged=converged, stop_crit=stop_crit,
                 history={k: np.asarray(v) for k, v in history.items()},
                 n_svd=svt.n_svd, message=message, stopped=stopped, tol=tol,
+                dual=Y, n_full_svd=svt.n_full,
                 timings={"total": time.perf_counter() - t0, "svd": t_svd})
     return A, S, U, s, Vt, info
 
@@ -311,20 +327,24 @@ def mask_or_empty(mask, xp):
 # accelerated AltProj
 
 
-def _hard_threshold_step(xp, fD, fL, zeta, fmask, fS, fZ, D, L, mask, S, Z):
-    if xp is np:
-        return K.altproj_threshold_step(fD, fL, zeta, fmask, fS, fZ)
-    return K.altproj_threshold_step_xp(xp, D, L, zeta, mask_or_empty(mask, xp), S, Z)
+def _hard_threshold_step(fused, xp, fD, fL, zeta, inv_p, fmask, fS, fZ, D, L, mask, S,
+                         Z):
+    if fused:
+        return K.altproj_threshold_step(fD, fL, zeta, inv_p, fmask, fS, fZ)
+    return K.altproj_threshold_step_xp(xp, D, L, zeta, inv_p, mask_or_empty(mask, xp),
+                                       S, Z)
 
 
 def accaltproj(D, mask, *, rank, tol, max_iter, rng, beta=None, beta_init=None,
-               gamma=0.5, verbose=0, callback=None):
+               gamma=0.5, verbose=0, callback=None, fused=None):
     """Accelerated alternating projections (Cai, Cai & Wei 2019) for a known rank.
 
     ``D`` is C-contiguous with zeros off ``mask``; it is not modified.
-    Returns ``(L, S, U, s, Vt, info)``; see :func:`robust_pca` for the options.
+    Returns ``(L, S, U, s, Vt, info)``; see :func:`robust_pca` for the options;
+    ``fused`` as in :func:`ialm`.
     """
     xp = array_namespace(D)
+    fused = (xp is np) if fused is None else bool(fused)
     m, n = D.shape
     r = rank
     dt = D.dtype
@@ -355,15 +375,18 @@ def accaltproj(D, mask, *, rank, tol, max_iter, rng, beta=None, beta_init=None,
         return randomized_svd(A, k, n_oversamples=10, n_power_iter=3, rng=rng)
 
     # initialisation (Cai, Cai & Wei 2019, Algorithm 2)
-    sigma1 = spectral_norm(D, rng=rng) / p_obs
+    inv_p = 1.0 / p_obs
+    sigma1 = spectral_norm(D, rng=rng) * inv_p
     zeta = beta_init * sigma1
-    _hard_threshold_step(xp, fD, fL, zeta, fmask, fS, fZ, D, L, mask, S, Z)
-    # Z = P_obs(D - S_{-1}) (L is zero); rescale by the sampling rate
-    U, s, Vt = top_svd(Z / p_obs if mask is not None else Z, r)
+    _hard_threshold_step(fused, xp, fD, fL, zeta, inv_p, fmask, fS, fZ,
+                              D, L, mask, S, Z)
+    # Z = P_obs(D - S_{-1}) / p (L is zero), the usual completion start
+    U, s, Vt = top_svd(Z, r)
     zeta = beta * float(s[0])
     xp.matmul(U * s, Vt, out=L)
     V = Vt.T
-    z2 = _hard_threshold_step(xp, fD, fL, zeta, fmask, fS, fZ, D, L, mask, S, Z)
+    z2 = _hard_threshold_step(fused, xp, fD, fL, zeta, inv_p, fmask, fS, fZ,
+                              D, L, mask, S, Z)
     stop_crit = float(np.sqrt(z2)) / d_norm
     history["residual"].append(stop_crit)
     history["rank"].append(r)
@@ -393,7 +416,7 @@ def accaltproj(D, mask, *, rank, tol, max_iter, rng, beta=None, beta_init=None,
             gk *= gamma
             sig_next = float(sm[r]) if sm.shape[0] > r else 0.0
             zeta = beta * (sig_next + gk * float(sm[0]))
-            z2 = _hard_threshold_step(xp, fD, fL, zeta, fmask, fS, fZ, D, L, mask,
+            z2 = _hard_threshold_step(fused, xp, fD, fL, zeta, inv_p, fmask, fS, fZ, D, L, mask,
                                       S, Z)
             stop_crit = float(np.sqrt(z2)) / d_norm
             history["residual"].append(stop_crit)
@@ -542,7 +565,7 @@ def robust_pca(M, lam=None, *, method="ialm", rank=None, mask=None, tol=1e-7,
     if method == "ialm":
         max_iter = check_positive_int(1000 if max_iter is None else max_iter,
                                       "max_iter")
-        lam = 1.0 / np.sqrt(max(m, n)) if lam is None else check_scalar(
+        lam = 1.0 / float(np.sqrt(max(m, n))) if lam is None else check_scalar(
             lam, "lam", low=0.0, include_low=False)
         L, S, U, s, Vt, info = ialm(D, mask, lam=lam, tol=tol, max_iter=max_iter,
                                     svd_method=svd_method, rng=rng, verbose=verbose,
@@ -576,4 +599,5 @@ def robust_pca(M, lam=None, *, method="ialm", rank=None, mask=None, tol=1e-7,
         U=U, s=s, Vt=Vt, rank=int(s.shape[0]), lam=lam, method=method,
         n_iter=info["n_iter"], converged=info["converged"],
         stop_crit=info["stop_crit"], tol=info["tol"], message=info["message"],
-        history=info["history"], timings=info["timings"], n_svd=info["n_svd"])
+        history=info["history"], timings=info["timings"], n_svd=info["n_svd"],
+        dual=info.get("dual"))

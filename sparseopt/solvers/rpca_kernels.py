@@ -58,9 +58,10 @@ def ialm_dual_step(D, A, E, Y, mu):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def altproj_threshold_step(D, L, zeta, mask, S, Z):
-    """S = hard(D - L, zeta) on observed entries (0 elsewhere); Z = D - S on
-    observed entries and L elsewhere (imputation); return ||P_obs(D - L - S)||^2."""
+def altproj_threshold_step(D, L, zeta, inv_p, mask, S, Z):
+    """S = hard(D - L, zeta) on observed entries (0 elsewhere);
+    Z = L + P_obs(D - L - S) / p (the partial-observation gradient step; with
+    everything observed, p = 1 and Z = D - S); return ||P_obs(D - L - S)||^2."""
     has_mask = mask.size > 0
     acc = 0.0
     for i in prange(D.size):
@@ -74,7 +75,7 @@ def altproj_threshold_step(D, L, zeta, mask, S, Z):
                 Z[i] = L[i]
             else:
                 S[i] = 0.0
-                Z[i] = D[i]
+                Z[i] = L[i] + inv_p * r
                 acc += r * r
     return acc
 
@@ -100,7 +101,7 @@ def ialm_dual_step_xp(xp, D, A, E, Y, mu):
     return float(xp.sum(z * z))
 
 
-def altproj_threshold_step_xp(xp, D, L, zeta, mask, S, Z):
+def altproj_threshold_step_xp(xp, D, L, zeta, inv_p, mask, S, Z):
     """Array-namespace version of :func:`altproj_threshold_step`."""
     r = D - L
     big = xp.abs(r) > zeta
@@ -108,12 +109,11 @@ def altproj_threshold_step_xp(xp, D, L, zeta, mask, S, Z):
         obs = mask != 0
         big &= obs
         small = obs & ~big
-        Z[...] = xp.where(small, D, L)
     else:
         small = ~big
-        Z[...] = xp.where(big, L, D)
     S[...] = xp.where(big, r, 0)
     rs = xp.where(small, r, 0)
+    Z[...] = L + inv_p * rs
     return float(xp.sum(rs * rs))
 
 
