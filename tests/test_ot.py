@@ -511,3 +511,52 @@ def test_wasserstein_grid_digits():
         np.testing.assert_allclose(d, d_sk, rtol=1e-8)
     with pytest.raises(ValueError, match="same shape"):
         wasserstein_grid(a, b[:4], reg=0.1)
+
+
+def test_topk_stalls_on_geometric_costs():
+    """The paper's ~2 entries per row miss most of the mass of a point-cloud plan."""
+    rng = np.random.default_rng(23)
+    M = cost_matrix(rng.random((150, 2)), rng.random((150, 2)), scale="max")
+    topk = sinkhorn_newton_sparse(None, None, M, 1e-3, tol=1e-9, sparsify="topk",
+                                  max_iter=20, warn=False)
+    mass = sinkhorn_newton_sparse(None, None, M, 1e-3, tol=1e-9, max_iter=20)
+    assert mass.converged and not topk.converged
+    assert topk.marginal_error[-1] > 1e3 * mass.marginal_error[-1]
+
+
+def test_sns_small_reg_normalised_costs_float32_and_float64():
+    """reg 1e-4 on costs of max 1 (the research note's robustness case), both dtypes.
+
+    Sinkhorn needs more than 2e5 iterations here; the certificate of optimality
+    is the plan's Gibbs form exp((f + g - M)/reg) together with its marginals.
+    """
+    rng = np.random.default_rng(24)
+    M = cost_matrix(rng.random((120, 2)), rng.random((120, 2)), scale="max")
+    reg = 1e-4
+    a = np.full(120, 1 / 120)
+    res = sinkhorn_newton_sparse(None, None, M, reg, tol=1e-10)
+    assert res.converged
+    assert _l1_marginal_error(res.plan, a, a) <= 1e-10
+    gibbs = np.exp((res.f[:, None] + res.g[None, :] - M) / reg)
+    np.testing.assert_allclose(res.plan, gibbs, rtol=1e-9, atol=1e-300)
+    # a few Sinkhorn iterations from the potentials stay put
+    sk = sinkhorn(None, None, M, reg, tol=1e-10, init=(res.f, res.g))
+    assert sk.n_sinkhorn == 1
+    np.testing.assert_allclose(sk.plan, res.plan, rtol=0, atol=1e-11)
+    res32 = sinkhorn_newton_sparse(None, None, M.astype(np.float32), reg, tol=1e-6)
+    assert res32.converged and res32.plan.dtype == np.float32
+    np.testing.assert_allclose(res32.plan, res.plan, rtol=0, atol=1e-6)
+
+
+def test_fallback_sweeps_keep_the_run_finite():
+    """Plain Newton (no shift) on a hard problem fails line searches: the Sinkhorn
+    fallback takes over and the error still decreases, with no overflow."""
+    a, b, M = _problem(n=40, m=30, seed=1, scale=1e3)
+    res = sinkhorn_newton_sparse(a, b, M, 0.1, tol=1e-10, shift=0.0, max_iter=40,
+                                 warn=False)
+    assert res.history["n_fallback"] > 0
+    assert np.all(res.history["step"][res.history["step"] > 0] <= 1)
+    assert np.all(np.isfinite(res.plan)) and np.all(np.isfinite(res.f))
+    assert res.marginal_error[-1] < res.marginal_error[0]
+    np.testing.assert_allclose(res.marginal_error[-1], _l1_marginal_error(res.plan, a, b),
+                               rtol=1e-6)
