@@ -35,6 +35,7 @@ from sparseopt.solvers import monarch as _core
 __all__ = ["MonarchApproximation", "MonarchMatrix", "monarch_project"]
 
 _KERNELS = ("auto", "blockdiag", "bsr", "bmm")
+_SMALL_BATCH = 2   # up to this many columns the fused kernel uses plain loops
 
 
 def _blockdiag_bsr(blocks):
@@ -370,10 +371,21 @@ class MonarchMatrix:
         if kernel == "blockdiag":
             if xp is not np:
                 raise ValueError("kernel='blockdiag' needs NumPy arrays; use 'bsr' or 'bmm'")
-            from sparseopt.kernels._monarch import monarch_matmul, monarch_matmul_t
+            from sparseopt.kernels._monarch import (
+                monarch_matmul,
+                monarch_matmul_small,
+                monarch_matmul_t,
+                monarch_matmul_t_small,
+            )
 
             m, n = lay.shape
             out = np.empty((n, B) if t else (m, B), dtype=dtype)
+            if B <= _SMALL_BATCH:     # per-call BLAS overhead dominates
+                if t:
+                    monarch_matmul_t_small(L, R, lay.rank, X, out)
+                else:
+                    monarch_matmul_small(L, R, lay.rank, X, out)
+                return out
             with _blas_threads(self._blas_thread_limit(B)):
                 if t:
                     monarch_matmul_t(L, R, lay.rank, X, out)

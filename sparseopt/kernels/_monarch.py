@@ -145,3 +145,51 @@ def monarch_matmul_t(Lb, Rb, rank, Y, out):
     for kb in range(k):                 # out[kb block] = R_kb^T @ Z[kb block]
         _gemm(True, Rf, kb * rq * p, p, Zf, kb * rq * ldz, ldz, of, kb * p * B, B,
               p, B, rq, 0.0)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def monarch_matmul_small(Lb, Rb, rank, X, out):
+    """``out = M @ X`` by plain loops, for a few columns (BLAS call overhead dominates)."""
+    k, rq, p = Rb.shape
+    l, s, lr = Lb.shape
+    r = lr // rank
+    B = X.shape[1]
+    Y = np.empty((k * rq, B), dtype=X.dtype)
+    for c in range(B):
+        for kb in range(k):
+            for i in range(rq):
+                acc = 0.0
+                for jj in range(p):
+                    acc += Rb[kb, i, jj] * X[kb * p + jj, c]
+                Y[kb * rq + i, c] = acc
+        for lb in range(l):
+            for i in range(s):
+                acc = 0.0
+                for j in range(rank):
+                    for rr in range(r):
+                        acc += Lb[lb, i, j * r + rr] * Y[(rr * l + lb) * rank + j, c]
+                out[i * l + lb, c] = acc
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def monarch_matmul_t_small(Lb, Rb, rank, Y, out):
+    """``out = M.T @ Y`` by plain loops, for a few columns."""
+    k, rq, p = Rb.shape
+    l, s, lr = Lb.shape
+    r = lr // rank
+    B = Y.shape[1]
+    Z = np.zeros((k * rq, B), dtype=Y.dtype)
+    for c in range(B):
+        for lb in range(l):
+            for i in range(s):
+                y = Y[i * l + lb, c]
+                for j in range(rank):
+                    for rr in range(r):
+                        Z[(rr * l + lb) * rank + j, c] += Lb[lb, i, j * r + rr] * y
+        for kb in range(k):
+            for jj in range(p):
+                out[kb * p + jj, c] = 0.0
+            for i in range(rq):
+                z = Z[kb * rq + i, c]
+                for jj in range(p):
+                    out[kb * p + jj, c] += Rb[kb, i, jj] * z
