@@ -574,9 +574,11 @@ def robust_pca(M, lam=None, *, method="ialm", rank=None, mask=None, tol=1e-7,
         if rank is None:
             raise ValueError("method='accaltproj' needs the rank of L: pass rank=")
         rank = check_positive_int(rank, "rank")
-        if rank >= min(m, n):
+        full_rank = rank == min(m, n) and mask is None
+        if rank > min(m, n) or (rank == min(m, n) and mask is not None):
+            op = "<=" if mask is None else "<"
             raise ValueError(
-                f"rank must be < min(m, n) = {min(m, n)} for accaltproj, got {rank}")
+                f"rank must be {op} min(m, n) = {min(m, n)} for accaltproj, got {rank}")
         max_iter = check_positive_int(100 if max_iter is None else max_iter,
                                       "max_iter")
         if beta is not None:
@@ -586,10 +588,20 @@ def robust_pca(M, lam=None, *, method="ialm", rank=None, mask=None, tol=1e-7,
         if lam is not None:
             raise ValueError("lam is a PCP (method='ialm') parameter; accaltproj "
                              "uses rank, beta and gamma")
-        L, S, U, s, Vt, info = accaltproj(D, mask, rank=rank, tol=tol,
-                                          max_iter=max_iter, rng=rng, beta=beta,
-                                          gamma=gamma, verbose=verbose,
-                                          callback=callback)
+        if full_rank:
+            # every matrix has rank <= min(m, n): L = M, S = 0 is exact
+            U, s, Vt = xp.linalg.svd(D, full_matrices=False)
+            L, S = D, xp.zeros_like(D)
+            info = dict(n_iter=0, converged=True, stop_crit=0.0, stopped=False,
+                        tol=_effective_tol(tol, D.dtype), n_svd=1,
+                        message="rank = min(m, n): L = M",
+                        history={"residual": np.zeros(0), "rank": np.zeros(0, int)},
+                        timings={})
+        else:
+            L, S, U, s, Vt, info = accaltproj(D, mask, rank=rank, tol=tol,
+                                              max_iter=max_iter, rng=rng, beta=beta,
+                                              gamma=gamma, verbose=verbose,
+                                              callback=callback)
         lam = None
     if not info["converged"] and not info["stopped"]:
         warn_not_converged(f"robust_pca(method={method!r})", info["stop_crit"],
