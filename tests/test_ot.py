@@ -6,6 +6,8 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ot = pytest.importorskip("ot")
 
@@ -560,3 +562,32 @@ def test_fallback_sweeps_keep_the_run_finite():
     assert res.marginal_error[-1] < res.marginal_error[0]
     np.testing.assert_allclose(res.marginal_error[-1], _l1_marginal_error(res.plan, a, b),
                                rtol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 7),
+    m=st.integers(1, 7),
+    seed=st.integers(0, 2**31 - 1),
+    reg=st.floats(0.05, 2.0),
+    zeros=st.booleans(),
+)
+def test_random_small_problems_match_pot_log(n, m, seed, reg, zeros):
+    rng = np.random.default_rng(seed)
+    M = rng.random((n, m)) * 3
+    a = rng.random(n) + 0.01
+    b = rng.random(m) + 0.01
+    if zeros and n > 1:
+        a[rng.integers(n)] = 0
+    if zeros and m > 1:
+        b[rng.integers(m)] = 0
+    a /= a.sum()
+    b /= b.sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        P_ref = ot.sinkhorn(a, b, M, reg, method="sinkhorn_log", stopThr=1e-14,
+                            numItermax=100_000)
+    for fn in (sinkhorn, sinkhorn_newton_sparse):
+        res = fn(a, b, M, reg, tol=1e-12)
+        assert res.converged
+        np.testing.assert_allclose(res.plan, P_ref, rtol=0, atol=1e-10)
