@@ -16,6 +16,7 @@ module validates input and maps results to fitted attributes.
 """
 
 import numbers
+import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -28,6 +29,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics.pairwise import pairwise_kernels
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -571,7 +573,8 @@ class KroneckerSBL(TransformerMixin, BaseEstimator):
     gammas_ : list of list of ndarray
         Factor hyperparameters of each signal.
     noise_variance_ : ndarray of shape (n_signals,)
-    n_iter_ : ndarray of shape (n_signals,)
+    n_iter_ : int
+        Largest number of iterations over the signals.
     n_components_ : int
         ``N``.
 
@@ -614,14 +617,22 @@ class KroneckerSBL(TransformerMixin, BaseEstimator):
         self.verbose = verbose
 
     def _code(self, X):
-        results = [
-            kronecker_sbl(row, self.factors, method=self.method,
-                          noise_variance=self.noise_variance,
-                          block_sizes=self.block_sizes, tol=self.tol,
-                          max_iter=self.max_iter, prune=self.prune,
-                          n_threads=self.n_threads, verbose=self.verbose)
-            for row in np.asarray(X, dtype=np.float64)
-        ]
+        with warnings.catch_warnings():   # one warning for all signals, below
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            results = [
+                kronecker_sbl(row, self.factors, method=self.method,
+                              noise_variance=self.noise_variance,
+                              block_sizes=self.block_sizes, tol=self.tol,
+                              max_iter=self.max_iter, prune=self.prune,
+                              n_threads=self.n_threads, verbose=self.verbose)
+                for row in np.asarray(X, dtype=np.float64)
+            ]
+        n_bad = sum(not r.converged for r in results)
+        if n_bad:
+            warnings.warn(
+                f"KroneckerSBL: {n_bad} of {len(results)} signals did not converge in "
+                f"max_iter={self.max_iter} iterations (tol={self.tol}); increase "
+                "max_iter or loosen tol", ConvergenceWarning, stacklevel=3)
         N = int(np.prod([np.shape(A)[1] for A in self.factors]))
         codes = (np.vstack([r.x for r in results]) if results
                  else np.zeros((0, N)))
@@ -652,7 +663,7 @@ class KroneckerSBL(TransformerMixin, BaseEstimator):
         self.coef_, results = self._code(X)
         self.gammas_ = [r.gammas for r in results]
         self.noise_variance_ = np.array([r.noise_variance for r in results])
-        self.n_iter_ = np.array([r.n_iter for r in results])
+        self.n_iter_ = max((r.n_iter for r in results), default=0)
         self.n_components_ = int(np.prod([np.shape(A)[1] for A in self.factors]))
         return self
 

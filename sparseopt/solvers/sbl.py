@@ -216,10 +216,13 @@ class Design:
 
     def sq_rmatvec(self, v):
         """``(Φ ∘ Φ)ᵀ v``: weighted squared column norms (no shift; RVC only)."""
+        if getattr(self, "_X2", None) is None:   # cached: called every iteration
+            self._X2 = (self.X.multiply(self.X).tocsc() if self.sparse
+                        else self.X * self.X)
         if self.sparse:
-            out = np.asarray(self.X.multiply(self.X).T @ v, dtype=np.float64).ravel()
+            out = np.asarray(self._X2.T @ v, dtype=np.float64).ravel()
             return out / self.scale**2
-        return np.asarray((self.X * self.X).T @ v.astype(self.dtype), dtype=np.float64)
+        return np.asarray(self._X2.T @ v.astype(self.dtype), dtype=np.float64)
 
     def dense(self):
         """The whole ``Φ`` as a dense float64 array (used by EM-SBL)."""

@@ -98,9 +98,14 @@ class KroneckerSBLResult(SBLResult):
 # tensor helpers
 # ---------------------------------------------------------------------------
 def _mode_dot(T, M, mode):
-    """``T ×_mode M``: multiply mode ``mode`` of tensor ``T`` by matrix ``M``."""
-    out = np.tensordot(M, T, axes=(1, mode))
-    return np.moveaxis(out, 0, mode)
+    """``T ×_mode M``: multiply mode ``mode`` of tensor ``T`` by matrix ``M``.
+
+    One batched matmul on the ``(before, N_mode, after)`` view of ``T``.
+    """
+    shape = T.shape
+    a = int(np.prod(shape[:mode], dtype=np.int64))
+    out = np.matmul(M, T.reshape(a, shape[mode], -1))
+    return out.reshape((*shape[:mode], M.shape[0], *shape[mode + 1:]))
 
 
 def kron_apply(factors, x, transpose=False):
