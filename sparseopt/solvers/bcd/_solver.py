@@ -39,7 +39,8 @@ class BCDResult(SolverResult):
     support_size : int or None
         Size of that final free set.
     stop_crit : float
-        ``||G(x)||_inf / ||G(x_0)||_inf`` with ``G`` the coordinate-wise
+        ``||G(x)||_inf / ||G(\bar x)||_inf`` (``\bar x`` the default start) with
+        ``G`` the coordinate-wise
         proximal-gradient mapping (``G = \\nabla f`` when ``g = 0``).
     """
 
@@ -130,7 +131,8 @@ def minimize(problem, *, partition=None, rule="gsl", update="lipschitz",
     max_iter : int
         Maximum number of block updates.
     tol : float
-        Stop when ``||G(x)||_inf <= tol * ||G(x_0)||_inf``, with ``G`` the
+        Stop when ``||G(x)||_inf <= tol * ||G(\bar x)||_inf``, with ``\bar x``
+        the default start (zeros projected on the bounds) and ``G`` the
         coordinate-wise proximal-gradient mapping
         ``G_i = L_i (x_i - prox_{g_i/L_i}(x_i - \nabla_i f / L_i))`` (the
         gradient when ``g = 0``).
@@ -236,12 +238,18 @@ def minimize(problem, *, partition=None, rule="gsl", update="lipschitz",
     n_updated = [0]
     crit_hist = []
     crit0 = _grad_map_norm(pen, state.x, problem.gradient(state), L)
-    scale = crit0 if crit0 > 0 else 1.0
+    if x0 is None:
+        scale = crit0
+    else:
+        # the scale does not depend on x0, so a warm start near the optimum stops
+        zero = pen.project(np.zeros(p))
+        scale = _grad_map_norm(pen, zero, problem.gradient(problem.init_state(zero)), L)
+    scale = scale if scale > 0 else 1.0
     crit = crit0 / scale
     crit_hist.append(crit)
     free_prev = pen.free_mask(state.x) if not pen.smooth else None
     free_since = 0
-    converged = crit0 == 0.0 or crit <= tol
+    converged = crit <= tol
     monitor = IterationMonitor("bcd", verbose=verbose, callback=callback,
                                max_iter=max_iter)
     result = BCDResult(tol=tol, rule=rule, update=update,
