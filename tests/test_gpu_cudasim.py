@@ -16,7 +16,9 @@ compile for a device: ``test_gpu_ptx.py`` does.
 
 import os
 import sys
+import threading
 
+import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -38,13 +40,42 @@ VARIANTS = {
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _fast_thread_switching():
-    # the simulator runs a Python thread per CUDA thread and meets at every
-    # syncthreads: a short switch interval makes those barriers ~3x faster
+def _simulator_harness():
+    """Make the simulator's shared-memory allocation thread-safe, and switch faster.
+
+    numba-cuda's ``FakeCUDAShared.array`` (0.30) looks the caller's line up in a
+    dict and creates the array if missing, without a lock: two CUDA threads of a
+    block pre-empted between the look-up and the store get *different* "shared"
+    arrays, and the kernel computes garbage (a rare, load-dependent flake of the
+    simulator, not of the kernels).  We take the same (file, line) key under a
+    lock.  The simulator runs a Python thread per CUDA thread and meets at every
+    ``syncthreads``: a short switch interval makes those barriers ~3x faster.
+    """
+    from numba.cuda.simulator import kernelapi
+    from numba.np import numpy_support
+
+    lock = threading.Lock()
+    original = kernelapi.FakeCUDAShared.array
+
+    def array(self, shape, dtype, alignment=None):
+        if shape == 0 or alignment is not None:  # dynamic / aligned: not used here
+            return original(self, shape, dtype, alignment)
+        if isinstance(dtype, numba.types.Type):
+            dtype = numpy_support.as_dtype(dtype)
+        frame = sys._getframe(1)
+        key = (frame.f_code.co_filename, frame.f_lineno)
+        with lock:
+            res = self._allocations.get(key)
+            if res is None:
+                res = self._allocations[key] = np.empty(shape, dtype)
+        return res
+
     old = sys.getswitchinterval()
+    kernelapi.FakeCUDAShared.array = array
     sys.setswitchinterval(1e-4)
     yield
     sys.setswitchinterval(old)
+    kernelapi.FakeCUDAShared.array = original
 
 
 def _make_backend(**kw):
@@ -59,7 +90,10 @@ def sim(monkeypatch):
     """Route NumPy arrays to the simulated GPU backend, so formats and linalg use it."""
     from sparseopt import _backend
 
-    be = _make_backend(spgemm_shared_slots=16, spgemm_pool=64)
+    # small thresholds, so the suite's matrices take every path: rows longer
+    # than 6 entries get a thread block, SpGEMM rows with more than 8 keys get
+    # global-memory tables, in batches of at most 64 slots
+    be = _make_backend(spgemm_shared_slots=16, spgemm_pool=64, long_row=6)
     monkeypatch.setattr(_backend._REGISTRY["numpy"], "instance", be)
     return be
 
@@ -103,9 +137,15 @@ def test_spmv_spmm_and_transposes_match_scipy(sim, name, vname, rng):
         np.testing.assert_array_equal(before, after)
 
 
+@pytest.mark.parametrize("long_row", [2, 1024])
 @pytest.mark.parametrize("k", [1, 2, 33])
-def test_group_sizes_and_wide_operands(sim, k, rng):
-    # k=33 takes the widest lane groups (32) and a second pass over the columns
+def test_group_sizes_and_wide_operands(monkeypatch, k, long_row, rng):
+    # k=33 takes the widest lane groups (32) and a second pass over the columns;
+    # long_row=2 sends most rows to the block-per-row kernels
+    from sparseopt import _backend
+
+    monkeypatch.setattr(_backend._REGISTRY["numpy"], "instance",
+                        _make_backend(long_row=long_row))
     ref = sp.random_array((12, 9), density=0.4, random_state=3, format="csr")
     A = _csr((ref.indptr, ref.indices, ref.data, ref.shape))
     X = rng.standard_normal((9, k))
@@ -114,8 +154,11 @@ def test_group_sizes_and_wide_operands(sim, k, rng):
     np.testing.assert_allclose(A.T @ Y, ref.T @ Y, rtol=1e-12, atol=1e-13)
 
 
-def test_long_row_spmv_uses_32_lanes(sim, rng):
-    # a single long row: mean row length > 32, the reduction runs all 5 levels
+def test_spmv_with_32_lanes_per_row(monkeypatch, rng):
+    # mean row length > 32: groups of 32 lanes, the reduction runs all 5 levels
+    from sparseopt import _backend
+
+    monkeypatch.setattr(_backend._REGISTRY["numpy"], "instance", _make_backend())
     ref = sp.csr_array(rng.standard_normal((2, 70)))
     A = _csr((ref.indptr, ref.indices, ref.data, ref.shape))
     x = rng.standard_normal(70)

@@ -59,6 +59,7 @@ def test_numpy_backend_outside_the_simulator_is_refused():
     ({"spmm_t": "scatter"}, "spmm_t"),
     ({"spgemm_threads": 48}, "spgemm_threads"),
     ({"spgemm_shared_slots": 4096}, "spgemm_shared_slots"),
+    ({"long_row": 0}, "long_row"),
 ])
 def test_backend_parameters_are_validated(kwargs, match):
     pytest.importorskip("numba_cuda")

@@ -53,7 +53,7 @@ def test_every_kernel_compiles_to_ptx(cc, dtype, index):
     from numba import cuda
 
     cases = [c for c in _cases() if c[:3] == (cc, dtype, index)]
-    assert len(cases) == 11
+    assert len(cases) == 14
     bits = np.dtype(dtype).itemsize * 8
     ibits = np.dtype(index).itemsize * 8
     for _, _, _, name, fn, sig in cases:

@@ -50,12 +50,17 @@ class CupyBackend:
     spgemm_pool : int, default=2**25
         Slots of global-memory hash tables allocated at once for long rows
         (more rows run in several batches; one longer row gets its own).
+    long_row : int, default=1024
+        In SpMV/SpMM/SpMM^T, rows with more entries than this get a whole thread
+        block (a second launch whose blocks scan the rows: no host
+        synchronisation) instead of one group of at most 32 lanes.
     """
 
     name = "cupy"
 
     def __init__(self, xp=None, *, spmm_t="atomic", spgemm_threads=64,
-                 spgemm_shared_slots=_spgemm.SHARED_SLOTS, spgemm_pool=2**25):
+                 spgemm_shared_slots=_spgemm.SHARED_SLOTS, spgemm_pool=2**25,
+                 long_row=1024):
         if spmm_t not in ("atomic", "transpose"):
             raise ValueError(f"spmm_t must be 'atomic' or 'transpose', got {spmm_t!r}")
         if spgemm_threads not in (4, 8, 16, 32, 64, 128):
@@ -67,6 +72,8 @@ class CupyBackend:
                 f"spgemm_shared_slots must be in [2, {_spgemm.SHARED_SLOTS}], "
                 f"got {spgemm_shared_slots!r}"
             )
+        if int(long_row) < 1:
+            raise ValueError(f"long_row must be a positive int, got {long_row!r}")
         if xp is None:
             from sparseopt.gpu._device import require_cupy
 
@@ -82,6 +89,7 @@ class CupyBackend:
         self.spgemm_threads = int(spgemm_threads)
         self.spgemm_shared_slots = int(spgemm_shared_slots)
         self.spgemm_pool = int(spgemm_pool)
+        self.long_row = int(long_row)
         self._launch = Launcher(self.on_device)
         if self.on_device:
             from array_api_compat import cupy as namespace
@@ -175,10 +183,20 @@ class CupyBackend:
         n_rows = out.shape[0]
         if n_rows == 0:
             return out
-        g = group_log2(indices.shape[0] / n_rows)
-        self._launch(_spmm.kernels(data.dtype).csr_spmv, cdiv(n_rows << g, _spmm.BLOCK),
-                     _spmm.BLOCK, indptr, indices, data, x, out, g)
+        nnz = indices.shape[0]
+        g = group_log2(nnz / n_rows)
+        k = _spmm.kernels(data.dtype)
+        self._launch(k.csr_spmv, cdiv(n_rows << g, _spmm.BLOCK), _spmm.BLOCK,
+                     indptr, indices, data, x, out, g, self.long_row)
+        if nnz > self.long_row:
+            self._launch(k.csr_spmv_long, self._long_grid(n_rows), _spmm.BLOCK,
+                         indptr, indices, data, x, out, self.long_row)
         return out
+
+    @staticmethod
+    def _long_grid(n_rows):
+        # each block scans at least 64 rows for long ones; at most 1024 blocks
+        return min(cdiv(n_rows, 64), 1024)
 
     def spmm(self, indptr, indices, data, X, out):
         """``out = A @ X``: a group of threads per row, lanes over the dense columns."""
@@ -189,8 +207,11 @@ class CupyBackend:
             self.spmv(indptr, indices, data, X.reshape(-1), out.reshape(-1))
             return out
         g = group_log2(k)
-        self._launch(_spmm.kernels(data.dtype).csr_spmm, cdiv(n_rows << g, _spmm.BLOCK),
-                     _spmm.BLOCK, indptr, indices, data, X, out, g)
+        kern = _spmm.kernels(data.dtype)
+        args = (indptr, indices, data, X, out, g, self.long_row)
+        self._launch(kern.csr_spmm, cdiv(n_rows << g, _spmm.BLOCK), _spmm.BLOCK, *args)
+        if indices.shape[0] > self.long_row:
+            self._launch(kern.csr_spmm_long, self._long_grid(n_rows), _spmm.BLOCK, *args)
         return out
 
     def spmm_t(self, indptr, indices, data, X, out):
@@ -204,8 +225,11 @@ class CupyBackend:
         if n_rows == 0 or k == 0:
             return out
         g = group_log2(k)
-        self._launch(_spmm.kernels(data.dtype).csr_spmm_t, cdiv(n_rows << g, _spmm.BLOCK),
-                     _spmm.BLOCK, indptr, indices, data, X, out, g)
+        kern = _spmm.kernels(data.dtype)
+        args = (indptr, indices, data, X, out, g, self.long_row)
+        self._launch(kern.csr_spmm_t, cdiv(n_rows << g, _spmm.BLOCK), _spmm.BLOCK, *args)
+        if indices.shape[0] > self.long_row:
+            self._launch(kern.csr_spmm_t_long, self._long_grid(n_rows), _spmm.BLOCK, *args)
         return out
 
     def _bsr_launch(self, kernel, indptr, indices, data, X, out):

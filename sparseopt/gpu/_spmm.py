@@ -36,8 +36,11 @@ def python_kernels(dtype):
     DT = numba.from_dtype(np.dtype(dtype))
     ZERO = np.dtype(dtype).type(0)
 
-    def csr_spmv(indptr, indices, data, x, out, g):
-        """``out = A @ x`` with ``2**g`` threads per row and a shared-memory reduction."""
+    def csr_spmv(indptr, indices, data, x, out, g, long_row):
+        """``out = A @ x`` with ``2**g`` threads per row and a shared-memory reduction.
+
+        Rows with more than ``long_row`` entries are left to :func:`csr_spmv_long`.
+        """
         partial = cuda.shared.array(BLOCK, DT)
         tid = cuda.threadIdx.x
         size = 1 << g
@@ -45,7 +48,8 @@ def python_kernels(dtype):
         row = (cuda.blockIdx.x * BLOCK + tid) >> g
         n_rows = out.shape[0]
         acc = ZERO
-        if row < n_rows:
+        mine = row < n_rows and indptr[row + 1] - indptr[row] <= long_row
+        if mine:
             for j in range(indptr[row] + lane, indptr[row + 1], size):
                 acc += data[j] * x[indices[j]]
         partial[tid] = acc
@@ -56,16 +60,47 @@ def python_kernels(dtype):
                 partial[tid] += partial[tid + offset]
             cuda.syncthreads()
             offset >>= 1
-        if lane == 0 and row < n_rows:
+        if lane == 0 and mine:
             out[row] = partial[tid]
 
-    def csr_spmm(indptr, indices, data, X, out, g):
-        """``out = A @ X``: one group of ``2**g`` lanes per row, lanes over dense columns."""
+    def csr_spmv_long(indptr, indices, data, x, out, long_row):
+        """Rows with more than ``long_row`` entries: a whole thread block per row.
+
+        Every block scans its share of the rows (``row = blockIdx, + gridDim,
+        ...``); the test is uniform over the block, so the reduction's barriers are
+        met by all threads.  No host synchronisation is needed to find the rows.
+        """
+        partial = cuda.shared.array(BLOCK, DT)
+        tid = cuda.threadIdx.x
+        for row in range(cuda.blockIdx.x, out.shape[0], cuda.gridDim.x):
+            start = indptr[row]
+            end = indptr[row + 1]
+            if end - start > long_row:
+                acc = ZERO
+                for j in range(start + tid, end, BLOCK):
+                    acc += data[j] * x[indices[j]]
+                partial[tid] = acc
+                cuda.syncthreads()
+                offset = BLOCK >> 1
+                while offset > 0:
+                    if tid < offset:
+                        partial[tid] += partial[tid + offset]
+                    cuda.syncthreads()
+                    offset >>= 1
+                if tid == 0:
+                    out[row] = partial[0]
+                cuda.syncthreads()  # partial[0] read before the next row reuses it
+
+    def csr_spmm(indptr, indices, data, X, out, g, long_row):
+        """``out = A @ X``: one group of ``2**g`` lanes per row, lanes over dense columns.
+
+        Rows with more than ``long_row`` entries are left to :func:`csr_spmm_long`.
+        """
         t = cuda.blockIdx.x * BLOCK + cuda.threadIdx.x
         size = 1 << g
         row = t >> g
         lane = t & (size - 1)
-        if row < out.shape[0]:
+        if row < out.shape[0] and indptr[row + 1] - indptr[row] <= long_row:
             start = indptr[row]
             end = indptr[row + 1]
             for c in range(lane, out.shape[1], size):
@@ -74,17 +109,47 @@ def python_kernels(dtype):
                     acc += data[j] * X[indices[j], c]
                 out[row, c] = acc
 
-    def csr_spmm_t(indptr, indices, data, X, out, g):
+    def csr_spmm_long(indptr, indices, data, X, out, g, long_row):
+        """Long rows of ``A @ X``: a block per row, ``2**g`` lanes over columns times
+        ``BLOCK / 2**g`` slices of the row's entries, partial sums reduced in shared memory.
+        """
+        partial = cuda.shared.array(BLOCK, DT)
+        tid = cuda.threadIdx.x
+        size = 1 << g
+        lane = tid & (size - 1)
+        part = tid >> g
+        n_parts = BLOCK >> g
+        k = out.shape[1]
+        for row in range(cuda.blockIdx.x, out.shape[0], cuda.gridDim.x):
+            start = indptr[row]
+            end = indptr[row + 1]
+            if end - start > long_row:
+                for c0 in range(0, k, size):
+                    c = c0 + lane
+                    acc = ZERO
+                    if c < k:
+                        for j in range(start + part, end, n_parts):
+                            acc += data[j] * X[indices[j], c]
+                    partial[tid] = acc
+                    cuda.syncthreads()
+                    if part == 0 and c < k:
+                        for q in range(1, n_parts):
+                            acc += partial[(q << g) + lane]
+                        out[row, c] = acc
+                    cuda.syncthreads()
+
+    def csr_spmm_t(indptr, indices, data, X, out, g, long_row):
         """``out += A.T @ X`` by scattering row ``i`` of ``A`` times ``X[i]`` with atomics.
 
         ``out`` must be zeroed.  Lanes of a group own distinct dense columns, so
         the atomics of one group hit consecutive addresses of one output row.
+        Rows with more than ``long_row`` entries are left to :func:`csr_spmm_t_long`.
         """
         t = cuda.blockIdx.x * BLOCK + cuda.threadIdx.x
         size = 1 << g
         row = t >> g
         lane = t & (size - 1)
-        if row < X.shape[0]:
+        if row < X.shape[0] and indptr[row + 1] - indptr[row] <= long_row:
             start = indptr[row]
             end = indptr[row + 1]
             for c in range(lane, X.shape[1], size):
@@ -93,7 +158,26 @@ def python_kernels(dtype):
                     for j in range(start, end):
                         cuda.atomic.add(out, (indices[j], c), data[j] * xv)
 
-    return SimpleNamespace(csr_spmv=csr_spmv, csr_spmm=csr_spmm, csr_spmm_t=csr_spmm_t)
+    def csr_spmm_t_long(indptr, indices, data, X, out, g, long_row):
+        """Long rows of ``A.T @ X``: a block per row, its entries split over the block."""
+        tid = cuda.threadIdx.x
+        size = 1 << g
+        lane = tid & (size - 1)
+        part = tid >> g
+        n_parts = BLOCK >> g
+        for row in range(cuda.blockIdx.x, X.shape[0], cuda.gridDim.x):
+            start = indptr[row]
+            end = indptr[row + 1]
+            if end - start > long_row:
+                for c in range(lane, X.shape[1], size):
+                    xv = X[row, c]
+                    if xv != ZERO:
+                        for j in range(start + part, end, n_parts):
+                            cuda.atomic.add(out, (indices[j], c), data[j] * xv)
+
+    return SimpleNamespace(csr_spmv=csr_spmv, csr_spmv_long=csr_spmv_long,
+                           csr_spmm=csr_spmm, csr_spmm_long=csr_spmm_long,
+                           csr_spmm_t=csr_spmm_t, csr_spmm_t_long=csr_spmm_t_long)
 
 
 @functools.cache
@@ -111,8 +195,12 @@ def ptx_cases(dtype, index_dtype):
     mat = types.Array(v, 2, "C")
     ind = types.Array(i, 1, "C")
     py = python_kernels(np.dtype(dtype))
+    n = types.int64
     return [
-        ("csr_spmv", py.csr_spmv, (ind, ind, vec, vec, vec, types.int64)),
-        ("csr_spmm", py.csr_spmm, (ind, ind, vec, mat, mat, types.int64)),
-        ("csr_spmm_t", py.csr_spmm_t, (ind, ind, vec, mat, mat, types.int64)),
+        ("csr_spmv", py.csr_spmv, (ind, ind, vec, vec, vec, n, n)),
+        ("csr_spmv_long", py.csr_spmv_long, (ind, ind, vec, vec, vec, n)),
+        ("csr_spmm", py.csr_spmm, (ind, ind, vec, mat, mat, n, n)),
+        ("csr_spmm_long", py.csr_spmm_long, (ind, ind, vec, mat, mat, n, n)),
+        ("csr_spmm_t", py.csr_spmm_t, (ind, ind, vec, mat, mat, n, n)),
+        ("csr_spmm_t_long", py.csr_spmm_t_long, (ind, ind, vec, mat, mat, n, n)),
     ]
