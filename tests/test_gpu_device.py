@@ -227,3 +227,22 @@ def test_products_run_on_the_current_stream(cp):
         out = linalg.spmm(D, Xd)
         stream.synchronize()
     np.testing.assert_allclose(cp.asnumpy(out), ref @ X, rtol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 5, 64])
+def test_long_rows_take_the_block_kernels(cp, k):
+    # rows of 5000 entries (> long_row=1024) beside short ones
+    from sparseopt import CSR, linalg
+    from sparseopt.gpu import to_device
+
+    rng = np.random.default_rng(7)
+    ref = sp.vstack([sp.random_array((300, 6000), density=0.001, random_state=rng),
+                     sp.csr_array(np.where(rng.random((3, 6000)) < 0.8,
+                                           rng.standard_normal((3, 6000)), 0.0))]).tocsr()
+    D = to_device(CSR.from_scipy(ref))
+    X = rng.standard_normal((6000, k))
+    Y = rng.standard_normal((303, k))
+    got = linalg.spmm(D, cp.asarray(X if k > 1 else X[:, 0]))
+    np.testing.assert_allclose(cp.asnumpy(got), ref @ (X if k > 1 else X[:, 0]), rtol=1e-10)
+    got_t = linalg.spmm_t(D, cp.asarray(Y))
+    np.testing.assert_allclose(cp.asnumpy(got_t), ref.T @ Y, rtol=1e-10, atol=1e-12)
