@@ -327,3 +327,61 @@ def csr_rmatvec(indptr, indices, data, z, out):
         if zi != 0.0:
             for k in range(indptr[i], indptr[i + 1]):
                 out[indices[k]] += zi * data[k]
+
+
+# ---- masked dense variants: S = P * [P >= theta], P = diag(x) K diag(y), never stored.
+# One streaming pass over K each; cheaper than CSR once S keeps more than ~1/8 of P.
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def masked_schur_matvec(K, x, y, theta, inv_r, c, z, out, buf):
+    """``out = diag(c) z - Sᵀ diag(1/r) S z`` for the masked plan S (one pass)."""
+    n, m = K.shape
+    for j in range(m):
+        out[j] = c[j] * z[j]
+    for i in range(n):
+        Ki = K[i]
+        xi = x[i]
+        s = 0.0
+        for j in range(m):
+            p = xi * Ki[j] * y[j]
+            q = p if p >= theta else 0.0
+            buf[j] = q
+            s += q * z[j]
+        s *= inv_r[i]
+        for j in range(m):
+            out[j] -= s * buf[j]
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def masked_rmatvec_diag(K, x, y, theta, w, inv_r, c, out, diag):
+    """``out = Sᵀ w`` and ``diag = c - Σ_i S_ij² / r_i`` for the masked plan S."""
+    n, m = K.shape
+    out[:] = 0.0
+    for j in range(m):
+        diag[j] = c[j]
+    for i in range(n):
+        Ki = K[i]
+        xi = x[i]
+        wi = w[i]
+        ri = inv_r[i]
+        for j in range(m):
+            p = xi * Ki[j] * y[j]
+            q = p if p >= theta else 0.0
+            out[j] += wi * q
+            diag[j] -= q * q * ri
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def masked_matvec(K, x, y, theta, z, out):
+    """``out = S z`` for the masked plan S."""
+    n, m = K.shape
+    for i in range(n):
+        Ki = K[i]
+        xi = x[i]
+        s = 0.0
+        for j in range(m):
+            p = xi * Ki[j] * y[j]
+            q = p if p >= theta else 0.0
+            s += q * z[j]
+        out[i] = s

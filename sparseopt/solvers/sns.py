@@ -32,6 +32,9 @@ from sparseopt.kernels._sinkhorn import (
     csr_matvec,
     csr_rmatvec,
     marginals_hist,
+    masked_matvec,
+    masked_rmatvec_diag,
+    masked_schur_matvec,
     schur_diag,
     schur_matvec,
     threshold_bin,
@@ -120,14 +123,13 @@ class _Sparsifier:
         indices = np.empty(nnz, dtype=np.int64)
         data = np.empty(nnz)
         build_csr(P0, x, y, first, nnz, self.indptr, indices, data, self.buf)
-        self.floor = _bin_value(first) * 2.0**-10
         return self.indptr, indices, data
 
 
 def sns_core(a, b, M, reg, init, tol, max_iter, trace, *, sinkhorn_iter=20,
              switch_tol=None, sparsify="mass", delta=1e-3, density=2.0, cg_tol=None,
              max_cg_iter=200, armijo=1e-4, max_backtrack=30, absorb_threshold=30.0,
-             fallback_sweeps=10, shift=1.0, tau=None):
+             fallback_sweeps=10, shift=1.0, dense_fraction=0.125, tau=None):
     """Run SNS on one problem with positive weights; return the solver state."""
     n, m = M.shape
     # ---- stage 1: stabilised Sinkhorn --------------------------------------
@@ -190,27 +192,43 @@ def sns_core(a, b, M, reg, init, tol, max_iter, trace, *, sinkhorn_iter=20,
             sparsifier.floor = 0.0
             mass = marginals_hist(P0, x, y, r, c, hist_mass, hist_count, buf, 0.0)
             th = sparsifier.threshold(mass, err, hist_mass, hist_count)
-        indptr, indices, data = sparsifier.build(P0, x, y, *th)
-        history["nnz_per_row"].append(data.shape[0] / n)
+        first, nnz = th
+        history["nnz_per_row"].append(nnz / n)
         # Levenberg-Marquardt shift lam (SSNS): vanishes with the error
         lam = mu * err / nm
         rs = r + lam
         cs = c + lam
         inv_r = 1.0 / rs
-        csr_rmatvec(indptr, indices, data, reg * ga * inv_r, tmp)
-        rhs = reg * gb - tmp
         diag = np.empty(m)
-        schur_diag(indptr, indices, data, inv_r, cs, diag)
+        if nnz > dense_fraction * n * m:
+            # S keeps a large part of P: apply it masked on the fly, one pass over
+            # P0 per product, instead of building a CSR matrix
+            theta = _bin_value(first)
+            masked_rmatvec_diag(P0, x, y, theta, reg * ga * inv_r, inv_r, cs, tmp, diag)
+
+            def matvec(p, out, P0=P0, x=x, y=y, theta=theta, inv_r=inv_r, cs=cs):
+                masked_schur_matvec(P0, x, y, theta, inv_r, cs, p, out, buf)
+
+            def s_matvec(p, out, P0=P0, x=x, y=y, theta=theta):
+                masked_matvec(P0, x, y, theta, p, out)
+        else:
+            indptr, indices, data = sparsifier.build(P0, x, y, first, nnz)
+            csr_rmatvec(indptr, indices, data, reg * ga * inv_r, tmp)
+            schur_diag(indptr, indices, data, inv_r, cs, diag)
+
+            def matvec(p, out, indptr=indptr, indices=indices, data=data, inv_r=inv_r,
+                       cs=cs):
+                schur_matvec(indptr, indices, data, inv_r, cs, p, out)
+
+            def s_matvec(p, out, indptr=indptr, indices=indices, data=data):
+                csr_matvec(indptr, indices, data, p, out)
+        sparsifier.floor = _bin_value(first) * 2.0**-10
+        rhs = reg * gb - tmp
         np.maximum(diag, 1e-10 * cs, out=diag)
-
-        def matvec(p, out, indptr=indptr, indices=indices, data=data, inv_r=inv_r,
-                   cs=cs):
-            schur_matvec(indptr, indices, data, inv_r, cs, p, out)
-
         dt, k = pcg(matvec, rhs, diag, 1e-2 if cg_tol is None else cg_tol, max_cg_iter)
         n_cg += k
         history["cg_iter"].append(k)
-        csr_matvec(indptr, indices, data, dt, Sy)
+        s_matvec(dt, Sy)
         ds = (reg * ga - Sy) * inv_r
         slope = float(ga @ ds + gb @ dt)
         lin = float(a @ ds + b @ dt)
