@@ -191,19 +191,15 @@ def _to_sparse_output(S, sparse_output, xp):
     nnz = int(xp.count_nonzero(S))
     if sparse_output == "auto" and nnz > SPARSE_DENSITY * S.size:
         return S
-    if xp is np:
-        import scipy.sparse as sp
-
-        csr = sp.csr_array(S)
-    else:  # pragma: no cover - GPU
-        import cupyx.scipy.sparse as csp
-
-        csr = csp.csr_matrix(S)
     try:
         from sparseopt.formats import CSR
-    except ImportError:  # the project's CSR is not available yet
-        return csr
-    return CSR.from_scipy(csr) if xp is np else CSR.from_cupyx(csr)
+    except ImportError:  # pragma: no cover - the project's CSR always ships
+        if xp is not np:
+            raise
+        import scipy.sparse as sp
+
+        return sp.csr_array(S)
+    return CSR.from_dense(S)
 
 
 def _flat(a):
