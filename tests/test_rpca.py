@@ -417,3 +417,42 @@ def test_bad_arguments(kwargs, exc, match):
 def test_bad_matrix(M, exc, match):
     with pytest.raises(exc, match=match):
         robust_pca(M)
+
+
+# ---------------------------------------------------------------------------
+# partial SVD
+
+
+def test_randomized_svd_matches_lapack():
+    from sparseopt.solvers._partial_svd import randomized_svd
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 12)) @ rng.standard_normal((12, 200))
+    X += 1e-3 * rng.standard_normal(X.shape)
+    U, s, Vt = randomized_svd(X, 12, n_power_iter=2, rng=rng)
+    s_ref = np.linalg.svd(X, compute_uv=False)[:12]
+    np.testing.assert_allclose(s, s_ref, rtol=1e-8)
+    np.testing.assert_allclose(U.T @ U, np.eye(12), atol=1e-12)
+    np.testing.assert_allclose(X @ Vt.T, U * s, atol=1e-2)   # tail sigma ~ 3e-2
+
+
+@pytest.mark.parametrize("method", ["randomized", "lanczos"])
+@pytest.mark.parametrize("initial_rank", [1, 10, 60])
+def test_thresholded_svd_is_exact_svt(method, initial_rank):
+    # the SVT must find every singular value above tau, whatever the rank
+    # prediction started from (too small: it grows the request)
+    from sparseopt.solvers._partial_svd import ThresholdedSVD
+
+    rng = np.random.default_rng(1)
+    s_true = np.concatenate([np.linspace(100, 20, 25), np.linspace(5, 0.1, 175)])
+    Uq = np.linalg.qr(rng.standard_normal((300, 200)))[0]
+    Vq = np.linalg.qr(rng.standard_normal((200, 200)))[0]
+    X = (Uq * s_true) @ Vq.T
+    svt = ThresholdedSVD(X.shape, method=method, rng=rng, initial_rank=initial_rank)
+    U, s, Vt = svt(X, 10.0, atol=1e-8 * np.linalg.norm(X))
+    assert s.shape[0] == 25
+    np.testing.assert_allclose(s, s_true[:25], rtol=1e-10)
+    np.testing.assert_allclose((U * (s - 10.0)) @ Vt,
+                               (Uq[:, :25] * (s_true[:25] - 10.0)) @ Vq[:, :25].T,
+                               atol=1e-8)
+    assert svt.sv == 26          # prediction for the next call: svp + 1

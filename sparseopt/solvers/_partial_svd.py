@@ -249,6 +249,10 @@ class ThresholdedSVD:
             if atol is None:
                 return U, s, Vt
             svp = int(xp.count_nonzero(s > tau))
+            if svp == k and k < self.p:
+                # all requested values exceed tau: the caller asks for more,
+                # refining this too-small subspace would be wasted work
+                return U, s, Vt
             j = min(svp + 1, s.shape[0])
             R = X @ Vt[:j].T - U[:, :j] * s[:j]
             self.n_check += 1
