@@ -48,6 +48,8 @@ _LAZY = {
     "KroneckerSBL": "sparseopt.bayes",
     "kronecker_sbl": "sparseopt.bayes",
     "block_sbl": "sparseopt.bayes",
+    "sbl_regression": "sparseopt.bayes",
+    "rvm_classification": "sparseopt.bayes",
     # robust PCA
     "RobustPCA": "sparseopt.decomposition",
     "robust_pca": "sparseopt.decomposition",
