@@ -214,13 +214,15 @@ def test_sparse_output_modes():
         assert isinstance(noisy.sparse, np.ndarray)
 
 
-def test_sparse_output_is_project_csr_when_available():
-    formats = pytest.importorskip("sparseopt.formats")
-    if not hasattr(formats, "CSR"):
-        pytest.skip("sparseopt.formats.CSR not available yet")
+def test_sparse_output_is_project_csr():
+    from sparseopt import CSR
+
     L0, S0 = pcp_problem(50, 40, 2, 0.05)
     res = robust_pca(L0 + S0, random_state=0, sparse_output=True)
-    assert isinstance(res.sparse, formats.CSR)
+    assert isinstance(res.sparse, CSR)
+    dense_ = robust_pca(L0 + S0, random_state=0, sparse_output=False).sparse
+    np.testing.assert_array_equal(res.sparse.to_scipy().toarray(), dense_)
+    assert res.sparse.nnz == np.count_nonzero(dense_)
 
 
 def test_float32_preserved():

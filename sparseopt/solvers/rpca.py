@@ -191,14 +191,8 @@ def _to_sparse_output(S, sparse_output, xp):
     nnz = int(xp.count_nonzero(S))
     if sparse_output == "auto" and nnz > SPARSE_DENSITY * S.size:
         return S
-    try:
-        from sparseopt.formats import CSR
-    except ImportError:  # pragma: no cover - the project's CSR always ships
-        if xp is not np:
-            raise
-        import scipy.sparse as sp
+    from sparseopt.formats import CSR
 
-        return sp.csr_array(S)
     return CSR.from_dense(S)
 
 
@@ -267,8 +261,8 @@ def ialm(D, mask, *, lam, tol, max_iter, svd_method, rng, rho=1.5, mu=None,
             if numpy_path:
                 K.ialm_sparse_step(fD, fA, fY, inv_mu, lam * inv_mu, fmask, fE, fX)
             else:
-                K.ialm_sparse_step_xp(xp, D, A, Y, inv_mu, lam * inv_mu, mask_or_empty(
-                    mask, xp), E, X)
+                K.ialm_sparse_step_xp(xp, D, A, Y, inv_mu, lam * inv_mu,
+                                      _mask_or_empty(mask, xp), E, X)
             ts = time.perf_counter()
             U, s, Vt = svt(X, inv_mu, svd_atol)
             t_svd += time.perf_counter() - ts
@@ -314,7 +308,7 @@ def ialm(D, mask, *, lam, tol, max_iter, svd_method, rng, rho=1.5, mu=None,
     return A, S, U, s, Vt, info
 
 
-def mask_or_empty(mask, xp):
+def _mask_or_empty(mask, xp):
     """``mask`` or an empty array (the kernels' "all observed")."""
     return xp.zeros(0, dtype=xp.bool_) if mask is None else mask
 
@@ -327,7 +321,7 @@ def _hard_threshold_step(fused, xp, fD, fL, zeta, inv_p, fmask, fS, fZ, D, L, ma
                          Z):
     if fused:
         return K.altproj_threshold_step(fD, fL, zeta, inv_p, fmask, fS, fZ)
-    return K.altproj_threshold_step_xp(xp, D, L, zeta, inv_p, mask_or_empty(mask, xp),
+    return K.altproj_threshold_step_xp(xp, D, L, zeta, inv_p, _mask_or_empty(mask, xp),
                                        S, Z)
 
 
