@@ -118,3 +118,32 @@ def max_abs_rows(G, m):
             if g > out[j]:
                 out[j] = g
     return out
+
+
+@njit(cache=True, nogil=True)
+def tf_reestimate(Sigma, mu, G, S_in, Q_in, k, kappa, beta):
+    """Rank-one update of a re-estimation of ``α_k`` (Tipping & Faul, app. A).
+
+    In place: ``Σ -= κ s sᵀ``, ``μ -= κ μ_k s`` with ``s = Σ[:, k]``, and with
+    ``v = β G s`` (``G = Φᵀ Φ_active``, Fortran order): ``S += κ v²``,
+    ``Q += κ μ_k v``.  ``κ = 1 / (Σ_kk + 1/(α_new − α_k))``.
+    """
+    m = Sigma.shape[0]
+    p = G.shape[0]
+    s = Sigma[:, k].copy()
+    mu_k = mu[k]
+    for i in range(m):
+        ks = kappa * s[i]
+        for j in range(m):
+            Sigma[i, j] -= ks * s[j]
+        mu[i] -= mu_k * ks
+    v = np.zeros(p)
+    for j in range(m):
+        sj = s[j]
+        for i in range(p):
+            v[i] += G[i, j] * sj
+    c = mu_k * kappa
+    for i in range(p):
+        vi = beta * v[i]
+        S_in[i] += kappa * vi * vi
+        Q_in[i] += c * vi

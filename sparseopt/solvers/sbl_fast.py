@@ -47,6 +47,7 @@ from sparseopt.kernels._sbl import (
     ACTION_REESTIMATE,
     max_abs_rows,
     tf_rank1,
+    tf_reestimate,
     tf_select,
 )
 from sparseopt.solvers.sbl import (
@@ -168,13 +169,9 @@ class _FastState:
     # rank-one updates ------------------------------------------------------
     def reestimate(self, j, new_alpha):
         k = self.pos[j]
-        s_k = self.Sigma[:, k].copy()
         kappa = 1.0 / (self.Sigma[k, k] + 1.0 / (new_alpha - self.alpha[k]))
-        mu_k = self.mu[k]
-        self.Sigma -= kappa * np.outer(s_k, s_k)
-        self.mu -= (mu_k * kappa) * s_k
-        v = self.beta * (self.G[:, :self.m] @ s_k)
-        tf_rank1(self.S_in, self.Q_in, v, kappa, mu_k * kappa)
+        tf_reestimate(self.Sigma, self.mu, self.G, self.S_in, self.Q_in, k, kappa,
+                      self.beta)
         self.alpha[k] = new_alpha
 
     def add(self, j, new_alpha):
