@@ -155,6 +155,15 @@ def test_block_am_recovers_block_sparse_vectors():
     np.testing.assert_allclose(c.x, res.x, rtol=1e-10, atol=1e-12)
 
 
+def test_float32_follows_input():
+    fs, y, x, s2 = kron_problem(3, N=6, M=5, K=2, n_factors=2, snr_db=40)
+    r64 = kronecker_sbl(y, fs, noise_variance=s2)
+    r32 = kronecker_sbl(y.astype(np.float32), [f.astype(np.float32) for f in fs],
+                        noise_variance=s2)
+    assert r32.x.dtype == np.float32 and r64.x.dtype == np.float64
+    np.testing.assert_allclose(r32.x, r64.x, rtol=1e-4, atol=1e-6 * np.abs(x).max())
+
+
 def test_learned_noise_and_zero_signal():
     fs, y, x, s2 = kron_problem(4, N=8, M=6, K=2, snr_db=25)
     res = kronecker_sbl(y, fs)

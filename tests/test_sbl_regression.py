@@ -415,3 +415,11 @@ def test_convergence_warning_and_callback(solver):
     assert len(seen) == 4 and res.n_iter == 4
     assert not res.converged and res.message == "stopped by callback"
     assert res.x.shape == (120,)
+
+
+def test_verbose_logs_progress(caplog):
+    X, y, _ = small_problem()
+    with caplog.at_level("INFO", logger="sparseopt"):
+        sbl_fast(X, y, verbose=2)
+    assert any(r.name == "sparseopt.sbl_fast" and "log_marginal_likelihood" in
+               r.getMessage() for r in caplog.records)

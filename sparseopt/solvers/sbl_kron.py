@@ -58,7 +58,12 @@ from functools import reduce
 import numpy as np
 
 from sparseopt._monitor import IterationMonitor, warn_not_converged
-from sparseopt._validation import check_array, check_positive_int, check_scalar
+from sparseopt._validation import (
+    check_array,
+    check_positive_int,
+    check_scalar,
+    float_dtype,
+)
 from sparseopt.solvers.sbl import _LOG2PI, SBLResult, blas_threads
 
 __all__ = [
@@ -347,10 +352,15 @@ def kronecker_sbl(y, factors, *, method="svd", noise_variance=None, block_sizes=
     [np.int64(10), np.int64(17), np.int64(40), np.int64(47)]
     """
     t_start = time.perf_counter()
-    y = check_array(y, "y", ndim=1).astype(np.float64, copy=False)
+    y = check_array(y, "y", ndim=1)
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    in_dtypes = [y.dtype] + [np.asarray(A).dtype for A in
+                             (factors if not isinstance(factors, np.ndarray)
+                              or factors.ndim != 2 else [factors])]
+    y = y.astype(np.float64, copy=False)
     factors = _check_factors(y, factors)
+    out_dtype = float_dtype(*in_dtypes)
     if noise_variance is not None:
         noise_variance = check_scalar(noise_variance, "noise_variance", low=0.0,
                                       include_low=False)
@@ -365,10 +375,15 @@ def kronecker_sbl(y, factors, *, method="svd", noise_variance=None, block_sizes=
         raise ValueError("block_sizes is only used by method='am_block'")
     with blas_threads(n_threads, default=None):
         if method == "classic":
-            return _classic(y, factors, noise_variance, tol, max_iter, prune, verbose,
-                            callback, t_start)
-        return _kron_em(y, factors, method, noise_variance, labels, tol, max_iter,
-                        prune, inner_tol, inner_max_iter, verbose, callback, t_start)
+            res = _classic(y, factors, noise_variance, tol, max_iter, prune, verbose,
+                           callback, t_start)
+        else:
+            res = _kron_em(y, factors, method, noise_variance, labels, tol, max_iter,
+                           prune, inner_tol, inner_max_iter, verbose, callback, t_start)
+    # working precision float64; outputs follow the inputs' dtype
+    res.x = res.x.astype(out_dtype, copy=False)
+    res.sigma_diag = res.sigma_diag.astype(out_dtype, copy=False)
+    return res
 
 
 def _kron_em(y, factors, method, noise_variance, labels, tol, max_iter, prune,
