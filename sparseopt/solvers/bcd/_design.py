@@ -104,6 +104,12 @@ class SparseDesign:
         csr_rows_accumulate(self.csr.indptr, self.csr.indices, self.csr.data,
                             rows, np.ascontiguousarray(V), G)
 
+    def block_gram(self, feats, w=None):
+        """Dense ``A[:, feats].T @ diag(w) @ A[:, feats]`` (``w`` of length n or None)."""
+        S = self.csc[:, feats]
+        G = S.T @ (S if w is None else sp.diags_array(w) @ S)
+        return G.toarray()
+
     def dense_columns(self, feats):
         """``(rows, A[rows][:, feats])`` as a dense array over the touched rows."""
         rows, _ = self.block_product(feats, np.zeros((len(feats), 1)))
@@ -146,6 +152,10 @@ class DenseDesign:
             G += self.A.T @ V
         else:
             G += self.A[rows].T @ V
+
+    def block_gram(self, feats, w=None):
+        Ab = self.A[:, feats]
+        return Ab.T @ (Ab if w is None else w[:, None] * Ab)
 
     def dense_columns(self, feats):
         return self._all, self.A[:, feats]

@@ -101,35 +101,64 @@ class Penalty:
             free &= x != 0.0
         return free
 
-    def solve_qp(self, H, q, z0, idx, tol=1e-13, max_sweeps=10000):
+    def solve_qp(self, H, q, z0, idx, tol=1e-10, max_sweeps=10000):
         """Minimise ``q^T z + z^T H z / 2 + g_idx(z)`` for a small dense ``H``.
 
-        Coordinate descent identifies the free set, then the sign-fixed linear
-        system on that set is solved directly and kept if it satisfies the
-        optimality conditions (this makes the block update exact, which gives
-        finite termination on quadratics once the active set is identified).
+        An active-set ("feature-sign") method: on the current free set (non-zero,
+        off the bounds) solve the sign-fixed linear system; if its solution keeps
+        the signs and bounds, take it, otherwise move towards it up to the first
+        sign change or bound and drop that variable.  A few coordinate-descent
+        sweeps free the fixed variables that violate the optimality conditions.
+        The result is exact up to rounding, so exact block updates of quadratics
+        terminate finitely once the active set is identified.
         """
         lo, hi = self.lower[idx], self.upper[idx]
+        l1 = self.l1
         z = np.clip(np.array(z0, dtype=np.float64), lo, hi)
         H = np.ascontiguousarray(H, dtype=np.float64)
         q = np.ascontiguousarray(q, dtype=np.float64)
-        box_l1_qp(H, q, z, self.l1, lo, hi, 1e-9, max_sweeps)
-        free = (z > lo) & (z < hi)
-        if self.l1:
-            free &= z != 0.0
-        zp = z.copy()
-        if free.any():
-            fixed = ~free
-            rhs = -q[free] - self.l1 * np.sign(z[free]) - H[np.ix_(free, fixed)] @ z[fixed]
-            try:
-                zf = np.linalg.solve(H[np.ix_(free, free)], rhs)
-            except np.linalg.LinAlgError:
-                zf = None
-            if zf is not None and np.all(np.isfinite(zf)):
-                zp[free] = zf
-        if self._qp_kkt(H, q, zp, lo, hi) <= self._qp_kkt(H, q, z, lo, hi):
-            return zp
-        box_l1_qp(H, q, z, self.l1, lo, hi, tol, max_sweeps)
+        diag = np.diag(H).copy()
+        if (diag <= 0).any():
+            box_l1_qp(H, q, z, l1, lo, hi, tol, max_sweeps)
+            return z
+        box_l1_qp(H, q, z, l1, lo, hi, 1e-9, 3)
+        for _ in range(4 * len(z) + 20):
+            free = (z > lo) & (z < hi)
+            if l1:
+                free &= z != 0.0
+            if free.any():
+                fi = np.flatnonzero(free)
+                s = np.sign(z[fi])
+                rhs = -q[fi] - H[fi] @ np.where(free, 0.0, z)
+                if l1:
+                    rhs -= l1 * s
+                try:
+                    zf = np.linalg.solve(H[np.ix_(fi, fi)], rhs)
+                except np.linalg.LinAlgError:
+                    break
+                d = zf - z[fi]
+                # largest step keeping the free variables' signs and bounds
+                inf = np.full(len(fi), np.inf)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    r_zero = np.where((np.sign(zf) != s) & (d != 0), -z[fi] / d, inf) \
+                        if l1 else inf
+                    r_lo = np.where(d < 0, (lo[fi] - z[fi]) / d, inf)
+                    r_hi = np.where(d > 0, (hi[fi] - z[fi]) / d, inf)
+                R = np.vstack([r_zero, r_lo, r_hi])
+                which, kmin = np.unravel_index(int(np.argmin(R)), R.shape)
+                t = float(R[which, kmin])
+                if t < 1.0:
+                    z[fi] += max(t, 0.0) * d
+                    j = fi[kmin]
+                    z[j] = (0.0, lo[j], hi[j])[which]
+                    z[fi] = np.clip(z[fi], lo[fi], hi[fi])
+                    continue
+                z[fi] = zf
+            if self._qp_kkt(H, q, z, lo, hi) <= tol * max(1.0, float(np.abs(z).max())):
+                return z
+            # release the fixed variables that violate the optimality conditions
+            box_l1_qp(H, q, z, l1, lo, hi, 1e-9, 1)
+        box_l1_qp(H, q, z, l1, lo, hi, tol, max_sweeps)
         return z
 
     def _qp_kkt(self, H, q, z, lo, hi):

@@ -181,24 +181,27 @@ class GLMProblem:
         rows, Ad = self.design.dense_columns(ufeat)
         return rows, Ad[:, inv], cls
 
+    def _gram(self, block, w=None):
+        ufeat, inv, cls = self._split(block)
+        G = self.design.block_gram(ufeat, w)
+        if self.n_outputs == 1:
+            return G
+        return G[np.ix_(inv, inv)] * (cls[:, None] == cls[None, :])
+
     def hessian_bound(self, block):
-        _, Ab, cls = self._block_columns(block)
-        H = Ab.T @ Ab
-        if self.loss != "logistic":
-            H *= cls[:, None] == cls[None, :]
+        H = self._gram(block)
         H *= self._scale
         H[np.diag_indices_from(H)] += self.l2
         return H
 
     def hessian(self, st, block):
-        rows, Ab, cls = self._block_columns(block)
         if self.loss == "squared":
-            H = Ab.T @ Ab
-            H *= cls[:, None] == cls[None, :]
+            H = self._gram(block)
         elif self.loss == "logistic":
-            p = expit(st.M[rows, 0])
-            H = Ab.T @ ((p * (1.0 - p))[:, None] * Ab)
+            p = expit(st.M[:, 0])
+            H = self._gram(block, p * (1.0 - p))
         else:
+            rows, Ab, cls = self._block_columns(block)
             P = softmax(st.M[rows], axis=1)
             U = Ab * P[:, cls]
             H = (U.T @ Ab) * (cls[:, None] == cls[None, :]) - U.T @ U

@@ -4,6 +4,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from sparseopt._monitor import IterationMonitor, warn_not_converged
 from sparseopt._result import SolverResult
@@ -301,45 +302,48 @@ def minimize(problem, *, partition=None, rule="gsl", update="lipschitz",
             if done < n:
                 break
     elif not converged:
-        forest = None
-        if part.forest or update == "message-passing":
-            forest = ForestSolver(problem.hessian_csr())
-        cache = BlockCache(problem, part) if not part.variable else None
-        selector = Selector(problem, part, rule, cache, rng, active_set, update)
-        selector._forest = forest
-        updater = Updater(problem, part, update, cache, forest)
-        for it in range(1, max_iter + 1):
-            g = problem.gradient(state)
-            block = selector.select(it - 1, state.x, g)
-            if pen.smooth:
-                changed = updater.apply(state, block)
+        # block operations are small dense solves: BLAS threads only add overhead
+        # (and thrash on a loaded machine), so the loop runs BLAS single-threaded
+        with threadpool_limits(limits=1, user_api="blas"):
+            forest = None
+            if part.forest or update == "message-passing":
+                forest = ForestSolver(problem.hessian_csr())
+            cache = BlockCache(problem, part) if not part.variable else None
+            selector = Selector(problem, part, rule, cache, rng, active_set, update)
+            selector._forest = forest
+            updater = Updater(problem, part, update, cache, forest)
+            for it in range(1, max_iter + 1):
+                g = problem.gradient(state)
+                block = selector.select(it - 1, state.x, g)
+                if pen.smooth:
+                    changed = updater.apply(state, block)
+                else:
+                    old = pen.block_value(state.x[block], block)
+                    changed = updater.apply(state, block)
+                    gval += pen.block_value(state.x[block], block) - old
+                F = problem.value(state) + gval
+                objective.append(F)
+                times.append(time.perf_counter() - t_loop)
+                n_updated.append(n_updated[-1] + changed)
+                if free_prev is not None:
+                    free = pen.free_mask(state.x)
+                    if not np.array_equal(free, free_prev):
+                        free_since = it
+                        free_prev = free
+                if it % check_every == 0 or it == max_iter:
+                    crit = _grad_map_norm(pen, state.x, problem.gradient(state), L) / scale
+                    crit_hist.append(crit)
+                    converged = crit <= tol
+                    if monitor.step(it, snapshot(it) if callback else None, objective=F,
+                                    stop_crit=crit):
+                        stopped = True
+                        break
+                    if converged:
+                        break
+                if not np.isfinite(F):
+                    raise FloatingPointError(f"the objective became {F} at iteration {it}")
             else:
-                old = pen.block_value(state.x[block], block)
-                changed = updater.apply(state, block)
-                gval += pen.block_value(state.x[block], block) - old
-            F = problem.value(state) + gval
-            objective.append(F)
-            times.append(time.perf_counter() - t_loop)
-            n_updated.append(n_updated[-1] + changed)
-            if free_prev is not None:
-                free = pen.free_mask(state.x)
-                if not np.array_equal(free, free_prev):
-                    free_since = it
-                    free_prev = free
-            if it % check_every == 0 or it == max_iter:
-                crit = _grad_map_norm(pen, state.x, problem.gradient(state), L) / scale
-                crit_hist.append(crit)
-                converged = crit <= tol
-                if monitor.step(it, snapshot(it) if callback else None, objective=F,
-                                stop_crit=crit):
-                    stopped = True
-                    break
-                if converged:
-                    break
-            if not np.isfinite(F):
-                raise FloatingPointError(f"the objective became {F} at iteration {it}")
-        else:
-            it = max_iter
+                it = max_iter
     monitor.close()
     n_iter = len(objective) - 1
     snapshot(n_iter)
