@@ -48,7 +48,7 @@ PEN_L0 = 3
 # ----------------------------------------------------------------------------
 # column primitives (dense Fortran or CSC)
 # ----------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _col_dot(is_sparse, X, indptr, indices, data, j, v):
     acc = 0.0
     if is_sparse:
@@ -60,7 +60,7 @@ def _col_dot(is_sparse, X, indptr, indices, data, j, v):
     return acc
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _col_axpy(is_sparse, X, indptr, indices, data, j, a, v):
     if is_sparse:
         for k in range(indptr[j], indptr[j + 1]):
@@ -70,7 +70,7 @@ def _col_axpy(is_sparse, X, indptr, indices, data, j, a, v):
             v[i] += a * X[i, j]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _logistic_deriv(yi, zi):
     """d/dz log(1 + exp(-y z)) = -y / (1 + exp(y z))."""
     t = yi * zi
@@ -87,7 +87,7 @@ def _log1pexp(t):
     return math.log1p(math.exp(t))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _logistic_col_grad(is_sparse, X, indptr, indices, data, j, y, s, z, b):
     acc = 0.0
     if is_sparse:
@@ -100,7 +100,7 @@ def _logistic_col_grad(is_sparse, X, indptr, indices, data, j, y, s, z, b):
     return acc
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _coord_grad(is_sparse, X, indptr, indices, data, df_kind, y, s, n_scale, st,
                 b, mu, j):
     if df_kind == DF_QUAD:
@@ -109,7 +109,7 @@ def _coord_grad(is_sparse, X, indptr, indices, data, df_kind, y, s, n_scale, st,
     return _logistic_col_grad(is_sparse, X, indptr, indices, data, j, y, s, st, b)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _coord_apply(is_sparse, X, indptr, indices, data, df_kind, st, b, mu, j, d):
     """Move coordinate ``j`` by ``d``: update the state, return the new ``b``."""
     if df_kind == DF_QUAD:
@@ -164,7 +164,7 @@ def _obj1d(kind, x, a, L, alpha, l2, gamma):
     return 0.5 * L * (x - a) * (x - a) + pen_value_1d(kind, x, alpha, l2, gamma)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def prox_1d(kind, u, L, alpha, l2, gamma, positive):
     """argmin_x  L/2 (x - u)^2 + pen(x)  (over x >= 0 when ``positive``).
 
@@ -407,9 +407,11 @@ def cd_inner(is_sparse, X, indptr, indices, data,
         Per-block Lipschitz constants of the datafit's partial gradient
         (exact coordinate minimisation for the quadratic datafit).
     tol_in : float
-        Stop once an epoch moves no block by more than ``tol_in`` in the
-        scaled norm ``L_k ||delta_k||`` (the fixed-point residual measured by
-        the Gauss-Seidel sweep itself).
+        Stop once a sweep over the whole working set moves no block by more
+        than ``tol_in`` in the scaled norm ``L_k ||delta_k||`` (the fixed-point
+        residual measured by the Gauss-Seidel sweep itself).  Between full
+        sweeps, only the working set's non-zero blocks are swept until they
+        settle (active-set cycling, as glmnet).
     anderson_k : int
         Extrapolate every ``anderson_k + 1`` epochs from the last iterates
         (0 disables); an extrapolated point is kept only if it lowers the
@@ -461,11 +463,17 @@ def cd_inner(is_sparse, X, indptr, indices, data,
         lb *= 0.25
     delta = np.inf
     epoch = 0
+    # active-set cycling (glmnet): after a sweep over the whole working set,
+    # sweep only its non-zero blocks until they settle, then sweep all again;
+    # the solve stops on a full sweep that moves nothing beyond tol_in
+    cur = ws.copy()
+    n_cur = n_ws
+    full = True
     while epoch < max_epochs:
         epoch += 1
         delta = 0.0
-        for q in range(n_ws):
-            k = ws[q]
+        for q in range(n_cur):
+            k = cur[q]
             L = lips[k]
             if L <= 0.0:
                 continue
@@ -519,8 +527,30 @@ def cd_inner(is_sparse, X, indptr, indices, data,
             dd = abs(gb)
             if dd > delta:
                 delta = dd
-        if delta <= tol_in:
-            break
+        if full:
+            if delta <= tol_in:
+                break
+            # next sweeps: the non-zero blocks of the working set only
+            n_cur = 0
+            for q in range(n_ws):
+                k = ws[q]
+                nz = False
+                if grouped:
+                    for t in range(grp_ptr[k], grp_ptr[k + 1]):
+                        if w[grp_idx[t]] != 0.0:
+                            nz = True
+                            break
+                else:
+                    nz = w[k] != 0.0
+                if nz:
+                    cur[n_cur] = k
+                    n_cur += 1
+            full = n_cur == n_ws
+        elif delta <= tol_in:
+            full = True
+            n_cur = n_ws
+            for q in range(n_ws):
+                cur[q] = ws[q]
         if K > 0:
             for q in range(m):
                 Wb[cnt, q] = w[feats[q]]

@@ -80,10 +80,11 @@ class Penalty:
             sq = np.where(sizes > 0, sq, 0.0)
             return float(a * np.sum(self.grp_w * np.sqrt(sq)))
         aw = np.abs(w)
+        ridge = 0.5 * self.l2 * float(np.square(w).sum()) if self.l2 else 0.0
         if self.kind == _cd.PEN_L1:
-            return float(a * aw.sum() + 0.5 * self.l2 * (w @ w))
+            return float(a * aw.sum()) + ridge
         if self.kind == _cd.PEN_L0:
-            return float(a * np.count_nonzero(w) + 0.5 * self.l2 * (w @ w))
+            return float(a * np.count_nonzero(w)) + ridge
         g = self.gamma
         if self.kind == _cd.PEN_MCP:
             v = np.where(aw <= g * a, a * aw - aw ** 2 / (2 * g), 0.5 * g * a * a)

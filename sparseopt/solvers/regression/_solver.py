@@ -54,6 +54,8 @@ from sparseopt.kernels import _cd
 
 __all__ = ["PathResult", "RegressionResult", "solve", "solve_path"]
 
+WS_GROW = 0   # >0: also grow the working set geometrically (measured: no gain)
+
 
 @dataclass(kw_only=True, repr=False)
 class RegressionResult(SolverResult):
@@ -121,16 +123,9 @@ def _gradient_and_dual(design, pen, st, b, skip):
     ``u`` and ``dual_fit(c)`` evaluates ``-f*(-c u)`` (the datafit's part of
     the dual objective) at the scaled point ``c u``.
     """
-    n = design.n
     if design.df_kind == _cd.DF_QUAD:
         grad = design.gradient(st, b, skip)
-        rc_sq = float(st @ st) - n * b * b
-        rty = float(st @ design.y) - n * b * design.b_y
-
-        def dual_fit(c):
-            return c * rty / n - c * c * rc_sq / (2 * n)
-
-        return grad, -grad, dual_fit
+        return grad, -grad, _quad_dual_fit(design, st, b)
     y = design.y.astype(np.float64)
     s = design.s.astype(np.float64)
     p = expit(-y * (st + b))
@@ -155,6 +150,28 @@ def _gradient_and_dual(design, pen, st, b, skip):
         return float(s @ (entr(q) + entr(1.0 - q)))
 
     return grad, z, dual_fit
+
+
+def _quad_dual_fit(design, st, b):
+    n = design.n
+    rc_sq = float(np.dot(st, st)) - n * b * b
+    rty = float(np.dot(st, design.y)) - n * b * design.b_y
+
+    def dual_fit(c):
+        return c * rty / n - c * c * rc_sq / (2 * n)
+
+    return dual_fit
+
+
+def _complete_gradient(design, st, b, grad, skipped):
+    """Reuse ``grad``; compute the entries in ``skipped`` (quadratic datafit)."""
+    grad = grad.copy()
+    if skipped.any():
+        part = design.xt(design.grad_vector(st, b), ~skipped)
+        if design.fit_intercept:
+            part[skipped] += b * design.mu[skipped]
+        grad[skipped] = part[skipped]
+    return grad
 
 
 def _duality_gap(design, pen, w, st, b, z, dual_fit):
@@ -195,9 +212,9 @@ def _screen(design, pen, z, c, gap, skip_feat, skip_blocks, lips_blocks):
     return idx
 
 
-def _working_set(score, n_active, p0):
+def _working_set(score, n_active, p0, prev_size=0, grow=2):
     cand = np.flatnonzero(score > -np.inf)
-    size = max(int(p0), 2 * int(n_active))
+    size = max(int(p0), 2 * int(n_active), int(grow * prev_size))
     if size < cand.size:
         part = np.argpartition(-score[cand], size - 1)[:size]
         cand = cand[part]
@@ -208,7 +225,7 @@ def _working_set(score, n_active, p0):
 def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
           max_iter=100, max_epochs=10_000, p0=10, screening=True, anderson_k=5,
           verbose=0, callback=None, name="sparse_regression", warn=True,
-          lips_blocks=None, inner_ratio=0.3):
+          lips_blocks=None, inner_ratio=0.3, warm_grad=None):
     """Minimise ``datafit(w, b) + penalty(w)`` on a prepared :class:`Design`.
 
     Parameters
@@ -237,6 +254,9 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
         returning True stops the run.
     lips_blocks : ndarray, optional
         Block Lipschitz constants (required for group penalties).
+    warm_grad : tuple (grad, skipped), optional
+        Datafit gradient at ``w0`` (entries valid where ``skipped`` is False),
+        e.g. from the previous solve of a path (``result.last_grad``).
 
     Returns
     -------
@@ -287,9 +307,19 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
             res.converged = True
             res.message = "trivial problem: constant target"
             return res
+        first = True
+        ws_prev = 0
         while True:
             st, b = design.state(w, b)
-            grad, z, dual_fit = _gradient_and_dual(design, pen, st, b, skip_feat)
+            if first and warm_grad is not None and design.df_kind == _cd.DF_QUAD:
+                # path warm start: same w, so the previous alpha's final gradient
+                # is valid; only the features it had screened are recomputed
+                grad = _complete_gradient(design, st, b, *warm_grad)
+                z = -grad
+                dual_fit = _quad_dual_fit(design, st, b)
+            else:
+                grad, z, dual_fit = _gradient_and_dual(design, pen, st, b, skip_feat)
+            first = False
             _cd.kkt_scores(pen.kind, pen.alpha, pen.l2, pen.gamma, pen.positive,
                            pen.grouped, pen.grp_ptr, pen.grp_idx, pen.grp_w, lips,
                            w, grad, skip_blocks, kkt, score)
@@ -329,7 +359,8 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
                     score[new] = -np.inf
                     res.n_screened = int(skip_feat.sum())
             n_active = int(np.count_nonzero(score == np.inf))
-            ws = _working_set(score, n_active, p0)
+            ws = _working_set(score, n_active, p0, ws_prev, WS_GROW)
+            ws_prev = ws.size
             b_arr[0] = b
             ep, _, _ = _cd.cd_inner(
                 design.is_sparse, design.X, design.indptr, design.indices,
@@ -351,6 +382,8 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
     res.history = {"objective": np.asarray(hist_obj),
                    "stop_crit": np.asarray(hist_crit)}
     res.timings = {"total": time.perf_counter() - t_start}
+    if "grad" in locals():
+        res.last_grad = (grad, skip_feat)
     if not converged and not monitor.stopped_by_callback and warn:
         warn_not_converged(name, res.stop_crit, tol, n_iter,
                            what="relative duality gap" if convex else
@@ -379,11 +412,13 @@ def solve_path(design, pen, alphas, *, w0=None, b0=None, callback=None, warn=Tru
     n_iters = np.zeros(alphas.size, dtype=np.int64)
     results = []
     w, b = w0, b0
+    warm_grad = None
     not_conv = []
     stopped = False
     for k, a in enumerate(alphas):
         r = solve(design, pen.with_alpha(a), alpha_user=a, w0=w, b0=b, warn=False,
-                  lips_blocks=lips_blocks, **kw)
+                  lips_blocks=lips_blocks, warm_grad=warm_grad, **kw)
+        warm_grad = getattr(r, "last_grad", None)
         results.append(r)
         coefs[:, k] = r.x
         intercepts[k] = r.intercept
