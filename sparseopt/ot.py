@@ -64,7 +64,7 @@ _COMMON_DOC = """
 """
 
 
-def sinkhorn(a, b, M, reg, *, method="stabilized", tol=1e-9, max_iter=100_000,
+def sinkhorn(a, b, M, reg, *, method="stabilized", tol=None, max_iter=100_000,
              init=None, plan="dense", plan_drop=None, normalize=False, tau=None,
              verbose=0, callback=None, check_every=10, n_threads=None, warn=True):
     r"""Entropic optimal transport by (stabilised) Sinkhorn iterations.
@@ -96,8 +96,9 @@ def sinkhorn(a, b, M, reg, *, method="stabilized", tol=1e-9, max_iter=100_000,
     a, b, M, reg
         See below.%s
     method : {"stabilized", "log"}
-    tol : float, default 1e-9
-        Target L1 marginal error ``||P1 - a||_1 + ||Pᵀ1 - b||_1``.  It is
+    tol : float, optional
+        Target L1 marginal error ``||P1 - a||_1 + ||Pᵀ1 - b||_1`` (default
+        1e-9, or 1e-5 when the working dtype is float32).  It is
         computed at every iteration at no extra cost (the fused sweep yields
         it), so the run stops at the first iteration that meets it.
     max_iter : int, default 100000
@@ -169,7 +170,7 @@ def sinkhorn(a, b, M, reg, *, method="stabilized", tol=1e-9, max_iter=100_000,
 sinkhorn.__doc__ = sinkhorn.__doc__ % _COMMON_DOC
 
 
-def sinkhorn_newton_sparse(a, b, M, reg, *, tol=1e-9, max_iter=200, sinkhorn_iter=20,
+def sinkhorn_newton_sparse(a, b, M, reg, *, tol=None, max_iter=200, sinkhorn_iter=20,
                            switch_tol=None, sparsify="mass", delta=1e-3, density=2.0,
                            cg_tol=None, max_cg_iter=200, armijo=1e-4,
                            absorb_threshold=30.0, fallback_sweeps=10, shift=1.0,
@@ -212,8 +213,8 @@ def sinkhorn_newton_sparse(a, b, M, reg, *, tol=1e-9, max_iter=200, sinkhorn_ite
     ----------
     a, b, M, reg
         See below.%s
-    tol : float, default 1e-9
-        Target L1 marginal error.
+    tol : float, optional
+        Target L1 marginal error (default 1e-9; 1e-5 in float32).
     max_iter : int, default 200
         Maximum number of Newton steps.
     sinkhorn_iter : int, default 20

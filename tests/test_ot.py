@@ -271,6 +271,10 @@ def test_float32(solver):
     assert _l1_marginal_error(res.plan.astype(np.float64), a, b) < 1e-4
     # entrywise deviations are bounded by the L1 marginal tolerance
     np.testing.assert_allclose(res.plan, ref.plan, rtol=0, atol=1e-5)
+    # the default tolerance follows the dtype (float32 cannot reach 1e-9)
+    default = SOLVERS[solver](a.astype(np.float32), b.astype(np.float32),
+                              M.astype(np.float32), 0.05)
+    assert default.converged and default.tol == 1e-5
 
 
 def test_sparse_plan_output():

@@ -29,6 +29,8 @@ def run_ot(name, core, a, b, M, reg, *, tol, max_iter, init, plan, plan_drop,
     n_sinkhorn, n_newton, n_cg, converged, message``).
     """
     prob = check_ot_input(a, b, M, reg, normalize=normalize)
+    if tol is None:  # float32 cannot meet the float64 default
+        tol = 1e-9 if prob.dtype == np.float64 else 1e-5
     tol = check_scalar(tol, "tol", low=0.0, include_low=False)
     max_iter = check_positive_int(max_iter, "max_iter")
     check_every = check_positive_int(check_every, "check_every")
