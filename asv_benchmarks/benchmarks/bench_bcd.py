@@ -18,8 +18,9 @@ from sparseopt import bcd
 
 def _sparse_ls(n, p, nnz_per_col, seed):
     rng = np.random.default_rng(seed)
-    A = sp.random(n, p, density=nnz_per_col / n, random_state=seed, format="csc",
-                  data_rvs=rng.standard_normal)
+    rows = rng.integers(0, n, (p, nnz_per_col)).ravel()
+    cols = np.repeat(np.arange(p), nnz_per_col)
+    A = sp.coo_array((rng.standard_normal(p * nnz_per_col), (rows, cols)), shape=(n, p))
     A = sp.csr_array(A @ sp.diags_array(rng.uniform(0, 10, p) ** 1.5 + 0.1))
     b = A @ rng.standard_normal(p) + rng.standard_normal(n)
     return A, b
@@ -35,7 +36,7 @@ def _lattice(m):
 
 class GreedyCoordinateScaling:
     params = ([1_000, 10_000, 100_000, 1_000_000], ["heap", "general"])
-    param_names = ["p", "path"]
+    param_names = ("p", "path")
     timeout = 300
     n_steps = 20_000
 
@@ -68,7 +69,7 @@ class GreedyCoordinateScaling:
 class RuleProgress:
     params = (["cyclic", "random", "lipschitz", "gs", "gsl", "gsd", "gsq"],
               ["lipschitz", "matrix"])
-    param_names = ["rule", "update"]
+    param_names = ("rule", "update")
     timeout = 300
 
     def setup(self, rule, update):
@@ -94,7 +95,7 @@ class RuleProgress:
 
 class LabelPropagation:
     params = (["red-black", "tree", "greedy-tree", "blocks-of-5"],)
-    param_names = ["blocks"]
+    param_names = ("blocks")
     timeout = 300
 
     def setup(self, blocks):
@@ -128,7 +129,7 @@ class LabelPropagation:
 
 class LassoVsSklearn:
     params = ([0.1, 0.01], ["sparseopt", "sklearn"])
-    param_names = ["l1_over_l1max", "library"]
+    param_names = ("l1_over_l1max", "library")
     timeout = 300
 
     def setup(self, frac, library):
