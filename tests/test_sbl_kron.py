@@ -230,3 +230,15 @@ def test_inputs_not_modified_warning_and_callback():
     res = kronecker_sbl(y, fs, noise_variance=s2,
                         callback=lambda r: calls.append(1) or len(calls) == 3)
     assert res.n_iter == 3 and res.message == "stopped by callback"
+
+
+@pytest.mark.slow
+def test_svd_within_1db_of_classic_full_size():
+    """The issue's setup: three 8×12 factors (p=1728, m=512), 20 dB, 3 trials."""
+    res = {"svd": [], "classic": []}
+    for seed in range(3):
+        fs, y, x, s2 = kron_problem(seed)
+        for method in res:
+            r = kronecker_sbl(y, fs, method=method, noise_variance=s2)
+            res[method].append(nmse_db(r.x, x))
+    assert np.median(res["svd"]) <= np.median(res["classic"]) + 1.0
