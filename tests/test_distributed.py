@@ -354,3 +354,54 @@ def test_larger_than_worker_memory_completes_by_spilling(client):
         g_ref += B.T @ z[i * rows:(i + 1) * rows]
     np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-10)
     del dA
+
+
+# ---------------------------------------------------------------------------
+# solvers on the cluster
+
+
+def _lasso_problem(n=160, p=20, seed=20):
+    rng = np.random.default_rng(seed)
+    X = _random(n, p, 0.3, seed)
+    w = np.zeros(p)
+    w[:3] = 2.0 * rng.standard_normal(3)
+    return X, X @ w + 0.1 * rng.standard_normal(n) + 1.0
+
+
+def test_lasso_on_cluster_equals_single_machine(client):
+    from sklearn.linear_model import Lasso as SkLasso
+
+    from sparseopt.distributed import Lasso, lasso
+
+    X, y = _lasso_problem()
+    alpha, tol = 0.02, 1e-8
+    res = lasso(from_scipy(X, 40), y, alpha=alpha, tol=tol, client=client)
+    sk = SkLasso(alpha=alpha, tol=tol, max_iter=100_000).fit(X, y)
+    assert res.converged and res.n_blocks == 4
+    np.testing.assert_allclose(res.coef, sk.coef_, atol=1e-4)
+    yc2 = np.var(y)
+
+    def obj(w, b):
+        return 0.5 * np.mean((y - X @ w - b) ** 2) + alpha * np.abs(w).sum()
+
+    assert abs(obj(res.coef, res.intercept) - obj(sk.coef_, sk.intercept_)) <= 2 * tol * yc2
+    # the estimator on the active client, in-memory input split over the workers
+    with client.as_current():
+        model = Lasso(alpha=alpha, tol=tol).fit(X, y)
+    np.testing.assert_allclose(model.coef_, res.coef, atol=1e-4)
+
+
+def test_killed_worker_mid_lasso_solve(client):
+    from sparseopt.distributed import lasso
+
+    X, y = _lasso_problem(seed=21)
+    alpha, tol = 0.02, 1e-8
+    ref = lasso(X, y, alpha=alpha, tol=tol)  # in-process, same algorithm
+    killer, victim = _kill_one_worker(client, 2.0)
+    res = lasso(from_scipy(X, 40), y, alpha=alpha, tol=tol, client=client, max_iter=5000)
+    killer.join()
+    assert res.converged
+    # same iterates up to summation order: the same solution to the solver tolerance
+    np.testing.assert_allclose(res.coef, ref.coef, atol=1e-6)
+    np.testing.assert_allclose(res.intercept, ref.intercept, atol=1e-6)
+    assert victim not in client.run(os.getpid).values()
