@@ -61,6 +61,10 @@ def paper_ls(n, p, density, seed):
     cols = np.repeat(np.arange(p), k)
     A = sp.coo_array((rng.standard_normal(p * k), (rows, cols)), shape=(n, p))
     A = sp.csr_array(A @ sp.diags_array(rng.uniform(0, 10, p) ** 1.5 + 0.1))
+    A.sum_duplicates()
+    # int32 indices, as scipy would choose (scikit-learn rejects int64 ones)
+    A.indices = A.indices.astype(np.int32)
+    A.indptr = A.indptr.astype(np.int32)
     b = A @ rng.standard_normal(p) + rng.standard_normal(n)
     return A, b
 
