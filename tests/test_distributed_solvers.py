@@ -219,3 +219,82 @@ def test_sklearn_compatible(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         check(estimator)
+
+
+# ---------------------------------------------------------------------------
+# Sinkhorn and robust PCA
+
+
+def _ot_problem(seed=0):
+    rng = np.random.default_rng(seed)
+    x, y = rng.random((40, 2)), rng.random((30, 2))
+    M = ((x[:, None] - y[None]) ** 2).sum(-1)
+    a = rng.random(40) + 0.1
+    b = rng.random(30) + 0.1
+    return a / a.sum(), b / b.sum(), M
+
+
+def test_sinkhorn_matches_pot():
+    import dask.array as da
+    import ot
+
+    from sparseopt.distributed import sinkhorn
+
+    a, b, M = _ot_problem()
+    M0 = M.copy()
+    reg = 0.05
+    P_ref, log = ot.sinkhorn(a, b, M, reg, stopThr=1e-9, numItermax=1000, log=True)
+    for Min in (M, da.from_array(M, chunks=(12, 10))):
+        res = sinkhorn(a, b, Min, reg, tol=1e-9, row_chunks=12)
+        assert res.converged and res.n_iter == log["niter"]  # the same iterates as POT
+        P = res.plan.compute()
+        np.testing.assert_allclose(P, P_ref, rtol=1e-10, atol=1e-15)
+        np.testing.assert_allclose(res.cost, np.sum(P_ref * M), rtol=1e-10)
+        np.testing.assert_allclose(P.sum(0), b, atol=1e-9)  # the stopping rule
+    np.testing.assert_array_equal(M, M0)
+    # float32 cost: float32 plan
+    res32 = sinkhorn(a, b, M.astype(np.float32), reg, tol=1e-6)
+    assert res32.plan.dtype == np.float32
+    np.testing.assert_allclose(res32.plan.compute(), P_ref, atol=1e-6)
+
+
+def test_sinkhorn_errors_and_warning():
+    from sparseopt.distributed import sinkhorn
+
+    a, b, M = _ot_problem()
+    with pytest.raises(ValueError, match="reg must be > 0"):
+        sinkhorn(a, b, M, -1.0)
+    with pytest.raises(ValueError, match="same mass"):
+        sinkhorn(a, 2 * b, M, 0.1)
+    with pytest.raises(ValueError, match="shapes"):
+        sinkhorn(a[:-1], b, M, 0.1)
+    with pytest.raises(ValueError, match="M contains NaN"):
+        sinkhorn(a, b, np.where(M > 0.5, np.nan, M), 0.1)
+    with pytest.warns(ConvergenceWarning):
+        res = sinkhorn(a, b, M, 0.01, max_iter=3)
+    assert not res.converged
+
+
+def test_robust_pca_tall_matches_single_machine():
+    import dask.array as da
+
+    from sparseopt.decomposition import robust_pca as robust_pca_single
+    from sparseopt.distributed import robust_pca
+
+    rng = np.random.default_rng(0)
+    L0 = rng.standard_normal((300, 3)) @ rng.standard_normal((3, 20))
+    S0 = np.where(rng.random((300, 20)) < 0.05, 10.0, 0.0)
+    M = L0 + S0
+    tol = 1e-7
+    L, S, info = robust_pca(da.from_array(M, chunks=(75, 20)), tol=tol)
+    assert info["converged"] and info["residual"][-1] <= tol
+    ref = robust_pca_single(M, tol=tol, svd_method="full")
+    Ln, Sn = L.compute(), S.compute()
+    # the same IALM iterates (exact SVDs on both sides): equal to rounding
+    np.testing.assert_allclose(Ln, ref.low_rank, atol=1e-8 * np.abs(M).max())
+    np.testing.assert_allclose(Sn, np.asarray(ref.sparse.todense() if hasattr(
+        ref.sparse, "todense") else ref.sparse), atol=1e-8 * np.abs(M).max())
+    assert info["rank"] == ref.rank
+    np.testing.assert_allclose(np.linalg.norm(M - Ln - Sn) / np.linalg.norm(M), 0, atol=tol)
+    with pytest.raises(ValueError, match="must be tall"):
+        robust_pca(M.T)
