@@ -615,3 +615,32 @@ def cd_inner(is_sparse, X, indptr, indices, data,
                         w[feats[q]] = w_old[q]
     b_arr[0] = b
     return epoch, delta, n_acc
+
+
+@njit(cache=True, nogil=True)
+def group_grams(is_sparse, X, indptr, indices, data, sw, grp_ptr, grp_idx, out,
+                out_ptr):
+    """Gram matrices ``X_g^T diag(sw) X_g`` of every group, flattened row-major
+    into ``out[out_ptr[g]:out_ptr[g + 1]]``."""
+    n = sw.shape[0]
+    buf = np.zeros(n, np.float64)
+    for g in range(grp_ptr.shape[0] - 1):
+        start = grp_ptr[g]
+        sz = grp_ptr[g + 1] - start
+        base = out_ptr[g]
+        for a in range(sz):
+            j = grp_idx[start + a]
+            if is_sparse:
+                for k in range(indptr[j], indptr[j + 1]):
+                    buf[indices[k]] += data[k] * sw[indices[k]]
+            else:
+                for i in range(n):
+                    buf[i] = X[i, j] * sw[i]
+            for c in range(a, sz):
+                acc = _col_dot(is_sparse, X, indptr, indices, data, grp_idx[start + c],
+                               buf)
+                out[base + a * sz + c] = acc
+                out[base + c * sz + a] = acc
+            if is_sparse:
+                for k in range(indptr[j], indptr[j + 1]):
+                    buf[indices[k]] = 0.0

@@ -309,26 +309,24 @@ def group_lipschitz(design, grp_ptr, grp_idx):
     n_groups = grp_ptr.shape[0] - 1
     out = np.zeros(n_groups)
     quad = design.df_kind == _cd.DF_QUAD
-    if design.is_sparse:
-        A = sp.csc_matrix((design.data, design.indices, design.indptr),
-                          shape=(design.n, design.p))
-    for g in range(n_groups):
-        idx = grp_idx[grp_ptr[g]:grp_ptr[g + 1]]
-        if design.is_sparse:
-            Xg = A[:, idx]
-            if not quad:
-                Xg = sp.diags(np.sqrt(design.s.astype(np.float64))) @ Xg
-            G = np.asarray((Xg.T @ Xg).toarray(), dtype=np.float64)
-        else:
-            Xg = design.X[:, idx].astype(np.float64)
-            if not quad:
-                Xg = Xg * np.sqrt(design.s.astype(np.float64))[:, None]
-            G = Xg.T @ Xg
+    sizes = np.diff(grp_ptr)
+    out_ptr = np.concatenate([[0], np.cumsum(sizes * sizes)]).astype(np.int64)
+    grams = np.zeros(int(out_ptr[-1]))
+    sw = np.ones(design.n) if quad else np.asarray(design.s, np.float64)
+    _cd.group_grams(design.is_sparse, design.X, design.indptr, design.indices,
+                    design.data, sw, np.asarray(grp_ptr, np.int64),
+                    np.asarray(grp_idx, np.int64), grams, out_ptr)
+    # batched eigenvalues per group size
+    for sz in np.unique(sizes):
+        gs = np.flatnonzero(sizes == sz)
+        idx = out_ptr[gs][:, None] + np.arange(sz * sz)[None, :]
+        G = grams[idx].reshape(-1, sz, sz)
         if quad:
-            G = G / design.n - np.outer(design.mu[idx], design.mu[idx])
-            out[g] = max(float(np.linalg.eigvalsh(G)[-1]), 0.0)
+            m = design.mu[np.asarray(grp_idx)[grp_ptr[gs][:, None] + np.arange(sz)]]
+            G = G / design.n - m[:, :, None] * m[:, None, :]
         else:
-            out[g] = 0.25 * max(float(np.linalg.eigvalsh(G)[-1]), 0.0)
+            G = 0.25 * G
+        out[gs] = np.maximum(np.linalg.eigvalsh(G)[:, -1], 0.0)
     scale = max(float(out.max(initial=0.0)), 1e-300)
     out[out <= 1e-12 * scale] = 0.0
     return out
