@@ -57,11 +57,13 @@ H. Cai, J.-F. Cai and K. Wei, "Accelerated alternating projections for robust
 principal component analysis", Journal of Machine Learning Research 20, 2019.
 """
 
+import contextlib
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from sparseopt._config import get_config, numba_threads
 from sparseopt._monitor import IterationMonitor, warn_not_converged
 from sparseopt._result import SolverResult
 from sparseopt._validation import check_positive_int, check_scalar
@@ -79,6 +81,23 @@ METHODS = ("ialm", "accaltproj")
 SVD_METHODS = ("auto", "randomized", "lanczos", "full")
 # "auto": return S as CSR when at most this fraction of its entries are nonzero
 SPARSE_DENSITY = 0.1
+# below this many entries BLAS threads cost more than they bring (small GEMMs,
+# thin QRs); an oversubscribed host makes spinning BLAS threads 5-10x slower
+SMALL_PROBLEM = 300 * 300
+
+
+def _thread_limits(size, xp):
+    """Apply ``config n_threads`` to Numba and BLAS; one BLAS thread for small M."""
+    n = get_config()["n_threads"]
+    if n is None and size <= SMALL_PROBLEM:
+        n = 1
+    stack = contextlib.ExitStack()
+    stack.enter_context(numba_threads(n))
+    if n is not None and xp is np:
+        from threadpoolctl import threadpool_limits
+
+        stack.enter_context(threadpool_limits(n, user_api="blas"))
+    return stack
 
 
 @dataclass(kw_only=True, repr=False)
@@ -495,6 +514,9 @@ def robust_pca(M, lam=None, *, method="ialm", rank=None, mask=None, tol=1e-7,
         Seed of the randomized SVDs.
     verbose : int
         Log progress (see :class:`sparseopt._monitor.IterationMonitor`).
+        Threads: ``sparseopt.config_context(n_threads=...)`` limits both the
+        Numba kernels and BLAS; by default matrices of at most 300 x 300
+        entries run single-threaded (small products do not pay for threads).
     callback : callable, optional
         ``callback(result)`` after each iteration with a
         :class:`RobustPCAResult` whose arrays are the solver's live buffers
@@ -557,9 +579,10 @@ def robust_pca(M, lam=None, *, method="ialm", rank=None, mask=None, tol=1e-7,
                                       "max_iter")
         lam = 1.0 / float(np.sqrt(max(m, n))) if lam is None else check_scalar(
             lam, "lam", low=0.0, include_low=False)
-        L, S, U, s, Vt, info = ialm(D, mask, lam=lam, tol=tol, max_iter=max_iter,
-                                    svd_method=svd_method, rng=rng, verbose=verbose,
-                                    callback=callback)
+        with _thread_limits(D.size, xp):
+            L, S, U, s, Vt, info = ialm(D, mask, lam=lam, tol=tol, max_iter=max_iter,
+                                        svd_method=svd_method, rng=rng,
+                                        verbose=verbose, callback=callback)
     else:
         if rank is None:
             raise ValueError("method='accaltproj' needs the rank of L: pass rank=")
@@ -588,10 +611,10 @@ def robust_pca(M, lam=None, *, method="ialm", rank=None, mask=None, tol=1e-7,
                         history={"residual": np.zeros(0), "rank": np.zeros(0, int)},
                         timings={})
         else:
-            L, S, U, s, Vt, info = accaltproj(D, mask, rank=rank, tol=tol,
-                                              max_iter=max_iter, rng=rng, beta=beta,
-                                              gamma=gamma, verbose=verbose,
-                                              callback=callback)
+            with _thread_limits(D.size, xp):
+                L, S, U, s, Vt, info = accaltproj(
+                    D, mask, rank=rank, tol=tol, max_iter=max_iter, rng=rng, beta=beta,
+                    gamma=gamma, verbose=verbose, callback=callback)
         lam = None
     if not info["converged"] and not info["stopped"]:
         warn_not_converged(f"robust_pca(method={method!r})", info["stop_crit"],
