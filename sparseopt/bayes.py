@@ -408,13 +408,16 @@ class RelevanceVectorClassifier(_KernelBasisMixin, ClassifierMixin, BaseEstimato
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, callback=None):
+    def fit(self, X, y, sample_weight=None, callback=None):
         """Fit one binary RVM (or one per class, one-vs-rest).
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Multiplies each sample's log-likelihood (an integer weight is the
+            same as repeating the sample; not normalised).
         callback : callable, default=None
             Passed to the solver of each binary problem.
 
@@ -425,11 +428,15 @@ class RelevanceVectorClassifier(_KernelBasisMixin, ClassifierMixin, BaseEstimato
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"],
                              dtype=[np.float64, np.float32])
         check_classification_targets(y)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
-        if self.classes_.size < 2:
+        present = (self.classes_ if sample_weight is None
+                   else np.unique(y[sample_weight > 0]))
+        if present.size < 2:
             raise ValueError(
-                "RelevanceVectorClassifier needs samples of at least 2 classes; the "
-                f"data contains only one class: {self.classes_[0]!r}")
+                "RelevanceVectorClassifier needs samples of at least 2 classes (with "
+                f"positive weight); the data contains only one class: {present[:1]!r}")
         if self.kernel == "precomputed" and X.shape[0] != X.shape[1]:
             raise ValueError(
                 f"kernel='precomputed' needs a square Gram matrix X, got {X.shape}")
@@ -445,7 +452,8 @@ class RelevanceVectorClassifier(_KernelBasisMixin, ClassifierMixin, BaseEstimato
         if self.max_iter is not None:
             opts["max_iter"] = self.max_iter
         self.results_ = [
-            rvm_classification(Phi, tk.astype(np.float64), fit_intercept=self.fit_intercept,
+            rvm_classification(Phi, tk.astype(np.float64), sample_weight=sample_weight,
+                               fit_intercept=self.fit_intercept,
                                n_threads=self.n_threads, verbose=self.verbose,
                                callback=callback, **opts)
             for tk in targets
