@@ -14,9 +14,11 @@ Problems (issue 9):
 * AltProj regime (Cai, Cai & Wei's demo): rank 5, 10 % outliers
   ``U[-a, a]`` with ``a = mean |L0|``.
 
-Every library runs single-threaded (BLAS via threadpoolctl, Numba threads = 1):
-the host has 2 cores shared with other jobs, so times are medians of
-``--repeat`` runs and only ratios within one run mean anything.  Peak memory is
+Every library runs single-threaded (BLAS via threadpoolctl, Numba threads = 1).
+The host has 2 cores shared with other jobs, so the PCP solvers run in
+interleaved rounds (a load change hits all of them) and times are medians of
+``--repeat`` rounds; tensorly (minutes per run) runs once.  Only ratios within
+one run mean anything.  Peak memory is
 tracemalloc's peak during one call (NumPy reports its allocations to it),
 divided by the size of ``M``.
 """
@@ -69,7 +71,9 @@ def dense(S):
 def measure(fn, repeat, memory=True):
     """Median wall time over ``repeat`` runs, the last output, and peak memory
     (one more traced run; NaN when ``memory`` is False)."""
-    times, out = [], None
+    times, out = [float("nan")], None
+    if repeat:
+        times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         out = fn()
@@ -114,26 +118,39 @@ def main():
             return lambda: robust_pca(M, svd_method=svd_method, random_state=0,
                                       sparse_output=False)
 
-        for name, fn, r_ in [
-            ("sparseopt IALM, randomized partial SVD (default)", ours("auto"), rep),
-            ("sparseopt IALM, PROPACK partial SVD", ours("lanczos"), rep),
-            ("sparseopt IALM, full SVD", ours("full"), max(1, rep - 1)),
-        ]:
-            t, res, peak = measure(fn, r_)
-            rows_pcp.append((name, t, res.n_iter, rel(res.low_rank, L0),
-                             rel(dense(res.sparse), S0), res.rank, peak / mbytes))
-            print(rows_pcp[-1], flush=True)
+        solvers = [
+            ("sparseopt IALM, randomized partial SVD (default)", ours("auto")),
+            ("sparseopt IALM, PROPACK partial SVD", ours("lanczos")),
+            ("sparseopt IALM, full SVD", ours("full")),
+        ]
         try:
             from pyrpca import rpca_pcp_ialm
 
-            t, (Lp, Sp), peak = measure(
-                lambda: rpca_pcp_ialm(M, lam, tol=1e-7, verbose=False), max(1, rep - 1))
-            rows_pcp.append(("pyrpca 1.0.1 rpca_pcp_ialm (full SVD)", t, None,
-                             rel(Lp, L0), rel(Sp, S0),
-                             int(np.linalg.matrix_rank(Lp)), peak / mbytes))
-            print(rows_pcp[-1], flush=True)
+            solvers.append(("pyrpca 1.0.1 rpca_pcp_ialm (full SVD)",
+                            lambda: rpca_pcp_ialm(M, lam, tol=1e-7, verbose=False)))
         except ImportError:
             print("pyrpca not installed: skipped")
+        # interleaved rounds: a change of the host's load hits every solver
+        times = {name: [] for name, _ in solvers}
+        outs = {}
+        for _ in range(rep):
+            for name, fn in solvers:
+                t, outs[name], _ = measure(fn, 1, memory=False)
+                times[name].append(t)
+                print(name, f"{t:.2f}", flush=True)
+        for name, fn in solvers:
+            peak = measure(fn, 0)[2]
+            out = outs[name]
+            if isinstance(out, tuple):  # pyrpca
+                Lp, Sp = out
+                rows_pcp.append((name, statistics.median(times[name]), None,
+                                 rel(Lp, L0), rel(Sp, S0),
+                                 int(np.linalg.matrix_rank(Lp)), peak / mbytes))
+            else:
+                rows_pcp.append((name, statistics.median(times[name]), out.n_iter,
+                                 rel(out.low_rank, L0), rel(dense(out.sparse), S0),
+                                 out.rank, peak / mbytes))
+            print(rows_pcp[-1], flush=True)
         if not args.no_tensorly:
             try:
                 import tensorly as tl
@@ -148,6 +165,8 @@ def main():
                                  t, len(errs), rel(Lt, L0), rel(St, S0),
                                  int(np.linalg.matrix_rank(Lt)), peak / mbytes))
                 print(rows_pcp[-1], flush=True)
+                t_after = measure(ours("auto"), 1, memory=False)[0]
+                print("ours right after tensorly:", t_after, flush=True)
             except ImportError:
                 print("tensorly not installed: skipped")
 
