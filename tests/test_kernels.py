@@ -161,7 +161,7 @@ def test_spgemm_accumulators():
     A = sp.random_array((50, 40), density=0.05, random_state=rng, format="lil")
     A[0, :] = 1.0
     A = A.tocsr()
-    B = sp.random_array((40, 100_000), density=0.0005, random_state=rng, format="csr")
+    B = sp.random_array((40, 300_000), density=0.0002, random_state=rng, format="csr")
     B2 = sp.random_array((40, 60), density=0.5, random_state=rng, format="csr")
     for right in (B, B2):
         C = spgemm(A, right)

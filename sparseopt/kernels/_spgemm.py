@@ -11,16 +11,21 @@ Two passes, as in scipy's SMMP and SMASH's row-wise product:
 Per row the accumulator is chosen by the row's flop count: a small open-
 addressing hash table (linear probing, table size a power of two at least twice
 the flops) when that table is much smaller than a dense accumulator of length
-``n_cols``, otherwise the dense accumulator with a marker array.  Columns come
+``n_cols`` and the dense accumulator would fall out of cache (wide ``B``),
+otherwise the dense accumulator with a marker array.  Columns come
 out in first-touch order (unsorted, no duplicates); ``sort=True`` sorts each row.
 """
 
 import numpy as np
 from numba import njit, prange
 
-# a row uses the hash table when its table is at most n_cols / _DENSE_RATIO
+# a row uses the hash table when the dense accumulator would not stay in cache
+# (more than _DENSE_MAX_COLS columns) and its table is at most n_cols / _DENSE_RATIO;
+# below that size the dense accumulator measured faster (no probing)
+_DENSE_MAX_COLS = 1 << 17
 _DENSE_RATIO = 16
 _EMPTY = -1
+_TAG_PERIOD = 2**31 - 1
 
 
 @njit(cache=True, nogil=True)
@@ -33,7 +38,7 @@ def _table_size(flops):
 
 @njit(cache=True, nogil=True)
 def _use_hash(flops, n_cols):
-    return _table_size(flops) * _DENSE_RATIO <= n_cols
+    return n_cols > _DENSE_MAX_COLS and _table_size(flops) * _DENSE_RATIO <= n_cols
 
 
 @njit(cache=True, nogil=True)
@@ -79,10 +84,13 @@ def _symbolic_chunk(a_indptr, a_indices, b_indptr, b_indices, n_cols, flops, r0,
             max_flops = max(max_flops, flops[i])
         else:
             need_dense = True
-    marker = np.full(n_cols if need_dense else 0, _EMPTY, dtype=np.int64)
+    marker = np.full(n_cols if need_dense else 0, _EMPTY, dtype=np.int32)
     table = np.empty(_table_size(max_flops), dtype=np.int64)
     for i in range(r0, r1):
         count = 0
+        tag = np.int32((i - r0) % _TAG_PERIOD)
+        if tag == 0 and i > r0:
+            marker[:] = _EMPTY
         if _use_hash(flops[i], n_cols):
             size = _table_size(flops[i])
             mask = size - 1
@@ -105,8 +113,8 @@ def _symbolic_chunk(a_indptr, a_indices, b_indptr, b_indices, n_cols, flops, r0,
                 j = a_indices[k]
                 for kk in range(b_indptr[j], b_indptr[j + 1]):
                     col = b_indices[kk]
-                    if marker[col] != i:
-                        marker[col] = i
+                    if marker[col] != tag:
+                        marker[col] = tag
                         count += 1
         row_nnz[i] = count
 
@@ -155,12 +163,18 @@ def _numeric_chunk(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, n_c
             max_flops = max(max_flops, flops[i])
         else:
             need_dense = True
-    marker = np.full(n_cols if need_dense else 0, _EMPTY, dtype=np.int64)
+    n_dense = n_cols if need_dense else 0
+    # int32 row tags keep marker + acc small enough to stay in cache
+    marker = np.full(n_dense, _EMPTY, dtype=np.int32)
+    acc = np.empty(n_dense, dtype=c_data.dtype)
     table = np.empty(_table_size(max_flops), dtype=np.int64)
     slot = np.empty(_table_size(max_flops), dtype=np.int64)
     for i in range(r0, r1):
-        start = c_indptr[i]
+        start = np.int64(c_indptr[i])
         n = 0
+        tag = np.int32((i - r0) % _TAG_PERIOD)
+        if tag == 0 and i > r0:
+            marker[:] = _EMPTY
         if _use_hash(flops[i], n_cols):
             size = _table_size(flops[i])
             mask = size - 1
@@ -183,21 +197,26 @@ def _numeric_chunk(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, n_c
                             n += 1
                             break
                         h = (h + 1) & mask
+            if sort:
+                _sort_row(c_indices[start:start + n], c_data[start:start + n])
         else:
-            # marker[col] holds the position of col in this row, offset by
-            # start so stale values from earlier rows are never mistaken
+            # Gustavson: accumulate in acc[col]; marker[col] == i marks the
+            # columns touched by this row, listed in c_indices as they appear
             for k in range(a_indptr[i], a_indptr[i + 1]):
                 j = a_indices[k]
                 a = a_data[k]
                 for kk in range(b_indptr[j], b_indptr[j + 1]):
                     col = b_indices[kk]
-                    pos = marker[col]
-                    if pos < start or pos >= start + n:
-                        marker[col] = start + n
+                    v = a * b_data[kk]
+                    if marker[col] != tag:
+                        marker[col] = tag
+                        acc[col] = v
                         c_indices[start + n] = col
-                        c_data[start + n] = a * b_data[kk]
                         n += 1
                     else:
-                        c_data[pos] += a * b_data[kk]
-        if sort:
-            _sort_row(c_indices[start:start + n], c_data[start:start + n])
+                        acc[col] += v
+            if sort:  # only the indices move; values are gathered in order
+                c_indices[start:start + n].sort()
+            for t in range(start, start + n):
+                c_data[t] = acc[c_indices[t]]
+

@@ -1,0 +1,335 @@
+"""Run sparseopt's kernels and the anchors on the same inputs in one process.
+
+Anchors: scipy.sparse, Intel MKL through sparse_dot_mkl, SuiteSparse:GraphBLAS
+through python-graphblas (both optional: a missing one is reported as n/a),
+and dense NumPy matmul for BSR.  Writes ``docs/benchmarks_kernels.md`` with
+ratio tables (time of the anchor / time of sparseopt, > 1 means sparseopt is
+faster), achieved bandwidth against a triad measured in the same run, and a plot
+``docs/img/kernels_speedup.png``.
+
+Usage: ``python asv_benchmarks/compare_kernels.py [--quick] [--threads N]``.
+"""
+
+import argparse
+import glob
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from benchmarks.common import block_structured, poisson2d, rmat, uniform  # noqa: E402
+
+
+def _load_mkl():
+    if "MKL_RT" not in os.environ:
+        found = glob.glob(os.path.join(sys.prefix, "lib", "libmkl_rt.so*"))
+        if found:
+            os.environ["MKL_RT"] = found[0]
+    try:
+        import sparse_dot_mkl
+
+        return sparse_dot_mkl
+    except Exception:
+        return None
+
+
+def _load_graphblas():
+    try:
+        import graphblas as gb
+
+        return gb
+    except Exception:
+        return None
+
+
+def median_time(fn, repeat):
+    fn()  # warm-up (JIT, caches, MKL handles)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def triad_bandwidth(n_threads):
+    import numba
+    from numba import njit, prange
+
+    @njit(parallel=True)
+    def triad(a, b, c, s):
+        for i in prange(a.shape[0]):
+            a[i] = b[i] + s * c[i]
+
+    n = 20_000_000
+    a, b, c = np.empty(n), np.ones(n), np.ones(n)
+    numba.set_num_threads(n_threads)
+    t = median_time(lambda: triad(a, b, c, 3.0), 5)
+    return 3 * 8 * n / t / 1e9
+
+
+def fmt_ratio(anchor, ours):
+    return "n/a" if anchor is None else f"{anchor / ours:.2f}x"
+
+
+def fmt_ms(t):
+    return "n/a" if t is None else f"{t * 1e3:.1f}"
+
+
+def bench_spmm(so, mkl, gb, repeat, quick):
+    rows = []
+    cases = [
+        ("uniform 20k 0.1%", lambda: uniform(20_000, 1e-3), [1, 8, 64, 256]),
+        ("uniform 20k 1%", lambda: uniform(20_000, 1e-2), [1, 64]),
+        ("R-MAT scale 15", lambda: rmat(15), [1, 64]),
+        ("Poisson 2D 500x500", lambda: poisson2d(500), [1, 64]),
+    ]
+    if quick:
+        cases = [(n, f, k[:2]) for n, f, k in cases[:2]]
+    rng = np.random.default_rng(0)
+    for name, make, ks in cases:
+        A_sp = make()
+        A = so.CSR.from_scipy(A_sp)
+        for k in ks:
+            for dtype in (np.float64, np.float32) if k == 64 else (np.float64,):
+                A_d = A.astype(dtype)
+                A_spd = A_sp.astype(dtype)
+                X = rng.standard_normal((A.shape[1], k)).astype(dtype)
+                if k == 1:
+                    X = X[:, 0].copy()
+                ours = median_time(lambda: so.spmm(A_d, X), repeat)
+                Y = rng.standard_normal((A.shape[0],) + X.shape[1:]).astype(dtype)
+                ours_t = median_time(lambda: so.spmm_t(A_d, Y), repeat)
+                scipy_t = median_time(lambda: A_spd @ X, repeat)
+                mkl_t = gb_t = None
+                if mkl is not None:
+                    mkl_t = median_time(lambda: mkl.dot_product_mkl(A_spd, X), repeat)
+                if gb is not None and k > 1:
+                    gA = gb.io.from_scipy_sparse(A_spd)
+                    gX = gb.Matrix.from_dense(X)
+                    gb_t = median_time(lambda: (gA @ gX).new(), repeat)
+                itemsize = np.dtype(dtype).itemsize
+                traffic = (A.nnz * (itemsize + 4) + (A.shape[0] + 1) * 4
+                           + (A.shape[0] + A.shape[1]) * k * itemsize)
+                rows.append((name, k, np.dtype(dtype).name, ours, ours_t, scipy_t, mkl_t, gb_t,
+                             traffic / ours / 1e9))
+                print(f"spmm {name} k={k} {np.dtype(dtype).name}: ours {ours * 1e3:.2f} ms "
+                      f"(A.T@X {ours_t * 1e3:.2f}), scipy {scipy_t * 1e3:.2f}, "
+                      f"mkl {fmt_ms(mkl_t)}, graphblas {fmt_ms(gb_t)}", flush=True)
+    return rows
+
+
+def bench_bsr(so, mkl, repeat, quick):
+    rows = []
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((4096, 256))
+    for block in [4, 16] if quick else [4, 8, 16, 32]:
+        csr = block_structured(4096, block, 0.1, seed=block)
+        B_sp = csr.tobsr(blocksize=(block, block))
+        B = so.BSR.from_scipy(B_sp)
+        dense = B_sp.toarray()
+        ours = median_time(lambda: B @ X, repeat)
+        ours_t = median_time(lambda: B.T @ X, repeat)
+        scipy_t = median_time(lambda: B_sp @ X, repeat)
+        dense_t = median_time(lambda: dense @ X, repeat)
+        mkl_t = None
+        if mkl is not None:
+            try:
+                mkl_t = median_time(lambda: mkl.dot_product_mkl(B_sp, X), repeat)
+            except Exception:
+                mkl_t = None
+        rows.append((block, ours, ours_t, scipy_t, mkl_t, dense_t))
+        print(f"bsr block {block}: ours {ours * 1e3:.1f} ms (A.T@X {ours_t * 1e3:.1f}), "
+              f"scipy {scipy_t * 1e3:.1f}, mkl {fmt_ms(mkl_t)}, dense {dense_t * 1e3:.1f}",
+              flush=True)
+    return rows
+
+
+def bench_spgemm(so, mkl, gb, repeat, quick):
+    rows = []
+    rng = np.random.default_rng(2)
+
+    def uniform_rows(n, per_row):
+        cols = rng.integers(0, n, n * per_row)
+        indptr = np.arange(0, n * per_row + 1, per_row)
+        A = sp.csr_array((rng.standard_normal(n * per_row), cols, indptr), shape=(n, n))
+        A.sum_duplicates()
+        return A
+
+    cases = [
+        ("uniform 50k, 10/row", lambda: uniform_rows(50_000, 10)),
+        ("R-MAT scale 15", lambda: rmat(15)),
+        ("R-MAT scale 16", lambda: rmat(16)),
+        ("Poisson 2D 500x500", lambda: poisson2d(500)),
+    ]
+    if quick:
+        cases = cases[:1] + cases[3:]
+    for name, make in cases:
+        A_sp = make()
+        A = so.CSR.from_scipy(A_sp)
+        ours = median_time(lambda: so.spgemm(A, A), repeat)
+        ours_sorted = median_time(lambda: so.spgemm(A, A, sort=True), repeat)
+        scipy_t = median_time(lambda: A_sp @ A_sp, repeat)
+        mkl_t = mkl_sorted = gb_t = None
+        if mkl is not None:
+            mkl_t = median_time(lambda: mkl.dot_product_mkl(A_sp, A_sp), repeat)
+            mkl_sorted = median_time(
+                lambda: mkl.dot_product_mkl(A_sp, A_sp, reorder_output=True), repeat)
+        if gb is not None:
+            gA = gb.io.from_scipy_sparse(A_sp)
+            gb_t = median_time(lambda: (gA @ gA).new().wait(), repeat)
+        nnz = so.spgemm(A, A).nnz
+        rows.append((name, A.nnz, nnz, ours, ours_sorted, scipy_t, mkl_t, mkl_sorted, gb_t))
+        print(f"spgemm {name}: ours {ours * 1e3:.1f} ms (sorted {ours_sorted * 1e3:.1f}), "
+              f"scipy {scipy_t * 1e3:.1f}, mkl {fmt_ms(mkl_t)} (sorted {fmt_ms(mkl_sorted)}), "
+              f"graphblas {fmt_ms(gb_t)}", flush=True)
+    return rows
+
+
+def cold_start():
+    import subprocess
+
+    code = ("import time; t=time.perf_counter(); import numpy as np, sparseopt; "
+            "A=sparseopt.CSR.from_dense(np.eye(64)); X=np.ones((64, 8)); sparseopt.spmm(A, X); "
+            "t1=time.perf_counter(); sparseopt.spmm(A, X); t2=time.perf_counter(); "
+            "print(t1-t, t2-t1)")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)  # fill cache
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    first, warm = map(float, out.stdout.split())
+    return first, warm
+
+
+def plot(spmm_rows, bsr_rows, spgemm_rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    labels = [f"{r[0]}\nk={r[1]} {r[2]}" for r in spmm_rows]
+    axes[0].barh(labels, [r[5] / r[3] for r in spmm_rows], label="vs scipy")
+    axes[0].barh(labels, [(r[6] or np.nan) / r[3] for r in spmm_rows], alpha=0.6,
+                 label="vs MKL")
+    axes[0].set_title("SpMM speedup")
+    labels = [f"block {r[0]}" for r in bsr_rows]
+    axes[1].barh(labels, [r[3] / r[1] for r in bsr_rows], label="vs scipy BSR")
+    axes[1].barh(labels, [r[5] / r[1] for r in bsr_rows], alpha=0.6, label="vs dense matmul")
+    axes[1].set_title("BSR SpMM speedup")
+    labels = [r[0] for r in spgemm_rows]
+    axes[2].barh(labels, [r[5] / r[3] for r in spgemm_rows], label="vs scipy")
+    axes[2].barh(labels, [(r[6] or np.nan) / r[3] for r in spgemm_rows], alpha=0.6,
+                 label="vs MKL (unsorted)")
+    axes[2].set_title("SpGEMM speedup (unsorted)")
+    for ax in axes:
+        ax.axvline(1.0, color="k", lw=0.8)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    import numba
+
+    import sparseopt as so
+
+    mkl = _load_mkl()
+    gb = _load_graphblas()
+    numba.set_num_threads(args.threads)
+    if mkl is not None:
+        mkl.mkl_set_num_threads(args.threads)
+    if gb is not None:
+        gb.ss.config["nthreads"] = args.threads
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(args.threads):
+        bw = triad_bandwidth(args.threads)
+        numba.set_num_threads(args.threads)
+        print(f"triad bandwidth {bw:.1f} GB/s", flush=True)
+        spmm_rows = bench_spmm(so, mkl, gb, args.repeat, args.quick)
+        bsr_rows = bench_bsr(so, mkl, args.repeat, args.quick)
+        spgemm_rows = bench_spgemm(so, mkl, gb, max(3, args.repeat - 2), args.quick)
+    first, warm = cold_start()
+
+    img = ROOT / "docs" / "img"
+    img.mkdir(parents=True, exist_ok=True)
+    plot(spmm_rows, bsr_rows, spgemm_rows, img / "kernels_speedup.png")
+    load = os.getloadavg()
+    lines = [
+        "# Kernel benchmarks",
+        "",
+        "Written by `python asv_benchmarks/compare_kernels.py` "
+        f"({'--quick, ' if args.quick else ''}{args.threads} threads, median of {args.repeat}).",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, load average at the end "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; numpy {np.__version__}, "
+        f"scipy {sp.__name__ and __import__('scipy').__version__}, numba {numba.__version__}; "
+        f"MKL {'yes' if mkl else 'n/a'}, GraphBLAS {'yes' if gb else 'n/a'}.",
+        "Ratios are anchor time / sparseopt time from the same run: above 1 means sparseopt is "
+        "faster.  Absolute times on this shared machine are noisy; ratios within a row are "
+        "what to read.",
+        "",
+        f"Triad bandwidth (Numba, {args.threads} threads): **{bw:.1f} GB/s**.",
+        "",
+        "## SpMM (CSR x dense)",
+        "",
+        "| matrix | k | dtype | sparseopt ms | A.T@X / A@X | vs scipy | vs MKL | vs GraphBLAS "
+        "| GB/s (compulsory) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, k, dt, ours, ours_t, sc, mk, g, gbs in spmm_rows:
+        lines.append(f"| {name} | {k} | {dt} | {ours * 1e3:.2f} | {ours_t / ours:.2f} | "
+                     f"{fmt_ratio(sc, ours)} | {fmt_ratio(mk, ours)} | {fmt_ratio(g, ours)} | "
+                     f"{gbs:.1f} |")
+    lines += [
+        "",
+        "## BSR SpMM (4096 x 4096, 10% of blocks, x 4096 x 256, float64)",
+        "",
+        "| block | sparseopt ms | A.T@X / A@X | vs scipy BSR | vs MKL BSR | vs dense matmul |",
+        "|---|---|---|---|---|---|",
+    ]
+    for block, ours, ours_t, sc, mk, dense_t in bsr_rows:
+        lines.append(f"| {block} | {ours * 1e3:.1f} | {ours_t / ours:.2f} | {fmt_ratio(sc, ours)} "
+                     f"| {fmt_ratio(mk, ours)} | {fmt_ratio(dense_t, ours)} |")
+    lines += [
+        "",
+        "## SpGEMM A @ A",
+        "",
+        "| matrix | nnz(A) | nnz(C) | sparseopt ms (unsorted / sorted) | vs scipy | "
+        "vs MKL unsorted | vs MKL sorted (ours sorted) | vs GraphBLAS (ours sorted) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, nnz_a, nnz_c, ours, ours_s, sc, mk, mk_s, g in spgemm_rows:
+        lines.append(f"| {name} | {nnz_a} | {nnz_c} | {ours * 1e3:.1f} / {ours_s * 1e3:.1f} | "
+                     f"{fmt_ratio(sc, ours)} | {fmt_ratio(mk, ours)} | {fmt_ratio(mk_s, ours_s)} "
+                     f"| {fmt_ratio(g, ours_s)} |")
+    lines += [
+        "",
+        "## Cold start",
+        "",
+        f"A new process (Numba cache on disk) imports sparseopt and runs its first SpMM in "
+        f"{first:.3f} s; the second call takes {warm * 1e3:.3f} ms.",
+        "",
+        "![speedups](img/kernels_speedup.png)",
+        "",
+    ]
+    (ROOT / "docs" / "benchmarks_kernels.md").write_text("\n".join(lines))
+    print("wrote docs/benchmarks_kernels.md")
+
+
+if __name__ == "__main__":
+    main()
