@@ -202,6 +202,13 @@ class CSR:
 
         return csr_from_pydata(a)
 
+    @classmethod
+    def from_cupyx(cls, a):
+        """From a ``cupyx.scipy.sparse`` matrix, sharing its device arrays."""
+        from sparseopt.gpu import from_cupyx
+
+        return from_cupyx(a)
+
     def to_scipy(self):
         """As a ``scipy.sparse.csr_array`` sharing the arrays (NumPy backend only)."""
         from sparseopt.formats._convert import csr_to_scipy
