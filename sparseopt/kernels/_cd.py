@@ -450,8 +450,8 @@ def cd_inner(is_sparse, X, indptr, indices, data,
     ubuf = np.empty(gmax, np.float64)
     K = anderson_k
     Wb = np.empty((K + 1, m), np.float64)
-    Sb = np.empty((K + 1, n), st.dtype)
     Bb = np.empty(K + 1, np.float64)
+    st_acc = np.empty(n, st.dtype)
     ones = np.ones(max(K, 1), np.float64)
     cnt = 0
     n_acc = 0
@@ -554,8 +554,6 @@ def cd_inner(is_sparse, X, indptr, indices, data,
         if K > 0:
             for q in range(m):
                 Wb[cnt, q] = w[feats[q]]
-            for i in range(n):
-                Sb[cnt, i] = st[i]
             Bb[cnt] = b
             cnt += 1
             if cnt == K + 1:
@@ -587,13 +585,20 @@ def cd_inner(is_sparse, X, indptr, indices, data,
                         feasible = False
                 if not feasible:
                     continue
-                st_acc = np.zeros(n, st.dtype)
-                b_acc = 0.0
-                for a1 in range(K):
-                    za = z[a1]
-                    b_acc += za * Bb[a1 + 1]
-                    for i in range(n):
-                        st_acc[i] += za * Sb[a1 + 1, i]
+                # state at the extrapolated point: move the current state along
+                # w_acc - w (cheaper than storing K states for sparse designs)
+                for i in range(n):
+                    st_acc[i] = st[i]
+                b_acc = b
+                for q in range(m):
+                    d = w_acc[q] - w[feats[q]]
+                    if d != 0.0:
+                        b_acc = _coord_apply(is_sparse, X, indptr, indices, data,
+                                             df_kind, st_acc, b_acc, mu, feats[q], d)
+                if df_kind == DF_LOGISTIC:
+                    b_acc = 0.0
+                    for a1 in range(K):
+                        b_acc += z[a1] * Bb[a1 + 1]
                 # objective before / after on the working set
                 f_cur = datafit_value(df_kind, y, s, n_scale, st, b)
                 f_cur += _ws_penalty(pen_kind, alpha, l2, gamma, grouped, grp_ptr,

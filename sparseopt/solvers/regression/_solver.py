@@ -28,7 +28,7 @@ Numba) split the work as in celer and skglm:
 
 4. **Inner solve** on the working set: cyclic CD epochs with Anderson
    extrapolation until an epoch moves no block by more than
-   ``0.3 x`` the outer fixed-point violation.
+   ``0.1 x`` the outer fixed-point violation.
 
 The numeric core is the pair (``Design`` arrays, ``Penalty`` parameters): a
 GPU backend only has to provide ``xt``, ``state`` and an inner solver.
@@ -225,7 +225,7 @@ def _working_set(score, n_active, p0, prev_size=0, grow=2):
 def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
           max_iter=100, max_epochs=10_000, p0=10, screening=True, anderson_k=5,
           verbose=0, callback=None, name="sparse_regression", warn=True,
-          lips_blocks=None, inner_ratio=0.3, warm_grad=None):
+          lips_blocks=None, inner_ratio=0.1, warm_grad=None):
     """Minimise ``datafit(w, b) + penalty(w)`` on a prepared :class:`Design`.
 
     Parameters
