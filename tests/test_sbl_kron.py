@@ -5,10 +5,19 @@ from functools import reduce
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 from sparseopt.bayes import KroneckerSBL, kronecker_sbl
 from sparseopt.solvers.sbl_em import em_estep, sbl_em
 from sparseopt.solvers.sbl_kron import kron_apply, kron_posterior
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """Classic SBL (n × n Cholesky factorisations) runs single-threaded like ours:
+    on a shared 2-core machine BLAS threads make these small problems slower."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def kron_problem(seed, N=12, M=8, K=3, n_factors=3, snr_db=20.0):

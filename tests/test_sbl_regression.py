@@ -7,6 +7,7 @@ from scipy.stats import multivariate_normal
 from sklearn.datasets import load_diabetes
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import ARDRegression
+from threadpoolctl import threadpool_limits
 
 from sparseopt.bayes import (
     SparseBayesianRegression,
@@ -16,6 +17,14 @@ from sparseopt.bayes import (
 )
 from sparseopt.solvers.sbl_em import sbl_em
 from sparseopt.solvers.sbl_fast import sbl_fast
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """Reference solvers (ARDRegression, ...) run single-threaded like ours:
+    on a shared 2-core machine BLAS threads make these small problems slower."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def recovery_problem(seed, n=200, p=1000, k=20, snr_db=20.0):

@@ -9,8 +9,17 @@ from sklearn.datasets import load_breast_cancer, load_iris, make_moons
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from sparseopt.bayes import RelevanceVectorClassifier, rvm_classification
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """Reference solvers (LogisticRegression, ...) run single-threaded like ours:
+    on a shared 2-core machine BLAS threads make these small problems slower."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 @pytest.fixture(scope="module")

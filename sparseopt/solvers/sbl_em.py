@@ -169,7 +169,9 @@ def sbl_em(X, y, *, noise_variance=None, fit_intercept=False, sample_weight=None
         columns alike).  ``False`` runs EM on ``X`` as given (the classic SBL
         baseline of the Kronecker-SBL paper).
     n_threads : int or None
-        BLAS threads (default: the configured ``n_threads``, else BLAS's own).
+        BLAS threads (default: the configured ``n_threads``, else 1: on a
+        shared machine extra threads slowed these small factorisations down
+        many times in our measurements).
     verbose : int
     callback : callable or None
 
@@ -179,7 +181,7 @@ def sbl_em(X, y, *, noise_variance=None, fit_intercept=False, sample_weight=None
         ``sigma`` is the full posterior covariance of the active set
         (computed once at the end), ``alpha = 1/γ``.
     """
-    with blas_threads(n_threads, default=None):
+    with blas_threads(n_threads, default=1):
         return _sbl_em(X, y, noise_variance, fit_intercept, sample_weight, groups,
                        tol, max_iter, prune, normalize, verbose, callback)
 

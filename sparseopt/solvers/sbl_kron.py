@@ -328,7 +328,7 @@ def kronecker_sbl(y, factors, *, method="svd", noise_variance=None, block_sizes=
     inner_tol, inner_max_iter
         AM inner loop: relative change of ``γ₁ ⊗ … ⊗ γ_I`` and iteration cap.
     n_threads : int or None
-        BLAS threads.
+        BLAS threads (default: the configured ``n_threads``, else 1).
     verbose : int
     callback : callable or None
 
@@ -373,7 +373,7 @@ def kronecker_sbl(y, factors, *, method="svd", noise_variance=None, block_sizes=
     labels = _check_blocks(block_sizes, factors) if method == "am_block" else None
     if method != "am_block" and block_sizes is not None:
         raise ValueError("block_sizes is only used by method='am_block'")
-    with blas_threads(n_threads, default=None):
+    with blas_threads(n_threads, default=1):
         if method == "classic":
             res = _classic(y, factors, noise_variance, tol, max_iter, prune, verbose,
                            callback, t_start)
