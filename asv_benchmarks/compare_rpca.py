@@ -106,6 +106,16 @@ def main():
     n, rep = args.size, args.repeat
     numba.set_num_threads(1)
     rows_pcp, rows_alt = [], []
+    # load every BLAS the runs will use *before* limiting threads: threadpoolctl
+    # only limits libraries already loaded (scipy ships its own OpenBLAS)
+    import scipy.linalg
+    import scipy.sparse.linalg  # noqa: F401
+
+    for mod in ("pyrpca", "tensorly", "rpca"):
+        try:
+            __import__(mod)
+        except ImportError:
+            pass
     with threadpool_limits(1):
         # ---------------- PCP regime
         L0, S0 = pcp_problem(n, 50, 0.05)
