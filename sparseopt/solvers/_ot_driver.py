@@ -14,6 +14,7 @@ from sparseopt.solvers._ot_input import (
     support,
 )
 from sparseopt.solvers._ot_result import OTResult
+from sparseopt.solvers._xp_checks import device_backend
 
 __all__ = ["run_ot"]
 
@@ -27,7 +28,18 @@ def run_ot(name, core, a, b, M, reg, *, tol, max_iter, init, plan, plan_drop,
     ``core(a, b, M, reg, init, tol, max_iter, trace, **options)`` solves one
     problem with positive weights and returns a state dict (``f, g, K, u, v,
     n_sinkhorn, n_newton, n_cg, converged, message``).
+
+    Device (e.g. CuPy) inputs go to the backend-generic twin of the solver
+    (:func:`sparseopt.solvers._ot_xp_driver.run_ot_xp`); NumPy inputs stay here.
     """
+    nx = device_backend(a=a, b=b, M=M, init=init)
+    if nx is not None:
+        from sparseopt.solvers._ot_xp_driver import run_ot_xp
+
+        return run_ot_xp(nx, name, a, b, M, reg, tol=tol, max_iter=max_iter, init=init,
+                         plan=plan, plan_drop=plan_drop, normalize=normalize,
+                         verbose=verbose, callback=callback, check_every=check_every,
+                         n_threads=n_threads, warn=warn, options=options)
     prob = check_ot_input(a, b, M, reg, normalize=normalize)
     if tol is None:  # float32 cannot meet the float64 default
         tol = 1e-9 if prob.dtype == np.float64 else 1e-5
