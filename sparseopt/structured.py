@@ -27,10 +27,13 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from sparseopt._backend import array_library, get_backend
 from sparseopt._validation import check_array, check_positive_int
 from sparseopt.formats import BSR
 from sparseopt.formats._common import array_module
+from sparseopt.solvers import _monarch_xp as _xp
 from sparseopt.solvers import monarch as _core
+from sparseopt.solvers._xp_checks import check_array_xp, device_backend, float_dtype_xp
 
 __all__ = ["MonarchApproximation", "MonarchMatrix", "monarch_project"]
 
@@ -49,11 +52,12 @@ def _blockdiag_bsr(blocks):
     return out
 
 
-def _permutation_bsr(cols, n):
-    """``n x n`` permutation matrix with a one at ``(i, cols[i])``, as BSR."""
-    data = np.ones((n, 1, 1))
-    out = BSR((data, cols.astype(np.int32), np.arange(n + 1, dtype=np.int32)),
-              shape=(n, n), check=False)
+def _permutation_bsr(cols, n, nx=None):
+    """``n x n`` permutation matrix with a one at ``(i, cols[i])``, as BSR (on ``nx``'s device)."""
+    parts = (np.ones((n, 1, 1)), cols.astype(np.int32), np.arange(n + 1, dtype=np.int32))
+    if nx is not None:
+        parts = tuple(nx.asarray(a) for a in parts)
+    out = BSR(parts, shape=(n, n), check=False)
     out._sorted = out._canonical = True
     return out
 
@@ -72,6 +76,9 @@ def _as_blocks(A, name):
     if hasattr(A, "toarray") or hasattr(A, "todense"):
         raise TypeError(f"{name} must be a (nblocks, R, C) array or a block-diagonal "
                         f"sparseopt.BSR, got {type(A).__name__}")
+    if not isinstance(A, np.ndarray) and array_library(A) != "numpy":
+        # device blocks (any array-API namespace): checked where they live
+        return check_array_xp(get_backend(A), A, name, ndim=3)
     xp = array_module(A)
     if xp is np:
         return check_array(A, name, ndim=3, order="C")
@@ -186,10 +193,18 @@ class MonarchMatrix:
             )
         if min(l, s, rr, k, rq, p) < 1:
             raise ValueError(f"empty blocks: L.shape={Lb.shape}, R.shape={Rb.shape}")
-        dtype = _result_dtype(Lb.dtype, Rb.dtype)
         self._layout = _core.MonarchLayout(l, k, s, p, k * rq // rank, rank)
-        self._L = Lb.astype(dtype, copy=False)
-        self._R = Rb.astype(dtype, copy=False)
+        self._nx = device_backend(L=Lb, R=Rb)   # None: NumPy blocks, the CPU kernels
+        self._dev = {}                          # device index arrays, copied once
+        if self._nx is None:
+            dtype = _result_dtype(Lb.dtype, Rb.dtype)
+            self._L = Lb.astype(dtype, copy=False)
+            self._R = Rb.astype(dtype, copy=False)
+        else:
+            xp = self._nx.xp
+            dtype = float_dtype_xp(xp, Lb.dtype, Rb.dtype)
+            self._L = xp.astype(Lb, dtype, copy=False)
+            self._R = xp.astype(Rb, dtype, copy=False)
         padded = self._layout.shape
         if shape is None:
             shape = padded
@@ -272,28 +287,48 @@ class MonarchMatrix:
 
     def astype(self, dtype):
         """A copy with blocks cast to ``dtype`` (float32 or float64)."""
-        dtype = np.dtype(dtype)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:  # a device namespace's dtype object
+            xp = None if self._nx is None else self._nx.xp
+            if xp is None or dtype not in (xp.float32, xp.float64):
+                raise ValueError(f"dtype must be float32 or float64, got {dtype}") from None
+            dtype = np.dtype(np.float32 if dtype == xp.float32 else np.float64)
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-        out = MonarchMatrix(self._L.astype(dtype), self._R.astype(dtype),
-                            rank=self.rank, shape=self._shape)
+        if self._nx is not None:
+            xp = self._nx.xp
+            dtype = xp.float32 if dtype == np.float32 else xp.float64
+        L, R = self._cast_blocks(dtype)
+        out = MonarchMatrix(L, R, rank=self.rank, shape=self._shape)
         return out.T if self._transposed else out
+
+    def _cast_blocks(self, dtype):
+        if self._nx is None:
+            return self._L.astype(dtype), self._R.astype(dtype)
+        xp = self._nx.xp
+        return xp.astype(self._L, dtype), xp.astype(self._R, dtype)
 
     def _blocks_as(self, dtype):
         if dtype == self.dtype:
             return self._L, self._R
         if dtype not in self._cast:
-            self._cast[dtype] = (self._L.astype(dtype), self._R.astype(dtype))
+            self._cast[dtype] = self._cast_blocks(dtype)
         return self._cast[dtype]
 
     # -------------------------------------------------------------- dense etc
     def todense(self):
-        """The dense matrix (``shape``), built slab by slab in ``O(m n rank N / (l k))``."""
-        xp = array_module(self._L)
-        L, R = (self._L, self._R) if xp is np else (xp.asnumpy(self._L), xp.asnumpy(self._R))
-        D = _core.blocks_to_dense(L, R, self._layout)[: self._shape[0], : self._shape[1]]
-        D = D.T if self._transposed else D
-        return np.ascontiguousarray(D) if xp is np else xp.asarray(D)
+        """The dense matrix (``shape``), built slab by slab in ``O(m n rank N / (l k))``.
+
+        On the blocks' device for device blocks (batched matmul of the slab factors).
+        """
+        if self._nx is not None:
+            D = _xp.blocks_to_dense_xp(self._nx, self._L, self._R, self._layout)
+            D = D[: self._shape[0], : self._shape[1]]
+            return D.T if self._transposed else D
+        D = _core.blocks_to_dense(self._L, self._R, self._layout)
+        D = D[: self._shape[0], : self._shape[1]]
+        return np.ascontiguousarray(D.T if self._transposed else D)
 
     toarray = todense
 
@@ -310,8 +345,8 @@ class MonarchMatrix:
         m, _ = lay.shape
         inv_out = np.empty(m, dtype=np.int64)
         inv_out[lay.out_pos()] = np.arange(m)
-        P = _permutation_bsr(inv_out, m)
-        G = _permutation_bsr(lay.mid_src(), lay.rank * lay.inner)
+        P = _permutation_bsr(inv_out, m, self._nx)
+        G = _permutation_bsr(lay.mid_src(), lay.rank * lay.inner, self._nx)
         factors = [P, self.L, G, self.R]
         if self._transposed:
             return [f.T for f in factors[::-1]]
@@ -324,13 +359,17 @@ class MonarchMatrix:
         Parameters
         ----------
         X : array_like (NumPy or CuPy)
+            On the blocks' device: host blocks take host arrays, device (CuPy)
+            blocks device arrays; mixing is a ``TypeError``.
         kernel : {"auto", "blockdiag", "bsr", "bmm"}
             ``"blockdiag"``: the fused Numba kernel (one BLAS GEMM per block, the
-            permutations as row copies; NumPy only).  ``"bsr"``: the shared BSR
-            SpMM kernels of :func:`sparseopt.spmm` / :func:`sparseopt.spmm_t` for
-            ``L`` and ``R`` with the permutations as gathers (any backend).
-            ``"bmm"``: two batched ``matmul`` calls (any array library).
-            ``"auto"``: ``"blockdiag"`` for NumPy, ``"bsr"`` otherwise.
+            permutations as row copies; NumPy only).  ``"bsr"``: the backend's
+            BSR SpMM kernels (:func:`sparseopt.spmm` / :func:`sparseopt.spmm_t`
+            on NumPy, the numba.cuda BSR kernels on CuPy) for ``L`` and ``R``
+            with the permutations as gathers.  ``"bmm"``: two batched
+            ``matmul`` calls (cuBLAS batched GEMM on CuPy).  ``"auto"``:
+            ``"blockdiag"`` for NumPy, ``"bmm"`` for device arrays (dense
+            blocks are what batched GEMM is tuned for; see ``docs/gpu.md``).
 
         Returns
         -------
@@ -338,6 +377,10 @@ class MonarchMatrix:
         """
         if kernel not in _KERNELS:
             raise ValueError(f"kernel must be one of {_KERNELS}, got {kernel!r}")
+        if self._nx is not None or not isinstance(X, np.ndarray):
+            nx = device_backend(M=self._L, X=X)
+            if nx is not None:
+                return self._matmul_xp(nx, X, kernel)
         xp = array_module(X)
         X = xp.asarray(X)
         if X.dtype.kind not in "biuf":
@@ -361,6 +404,33 @@ class MonarchMatrix:
         if kernel == "auto":
             kernel = "blockdiag" if xp is np else "bsr"
         out = self._apply(Xp, dtype, kernel, xp)[:m]
+        return out[:, 0] if vector else out
+
+    def _matmul_xp(self, nx, X, kernel):
+        """``M @ X`` on the blocks' device (array-API code and the backend's kernels)."""
+        xp = nx.xp
+        if not xp.isdtype(X.dtype, ("bool", "integral", "real floating")):
+            raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
+        if X.ndim not in (1, 2):
+            raise ValueError(f"X must be 1-D or 2-D, got shape {tuple(X.shape)}")
+        m, n = self.shape
+        if X.shape[0] != n:
+            raise ValueError(f"dimension mismatch: M has {n} columns, X has shape "
+                             f"{tuple(X.shape)}")
+        if kernel == "blockdiag":
+            raise ValueError("kernel='blockdiag' needs NumPy arrays; use 'bsr' or 'bmm'")
+        dtype = float_dtype_xp(xp, self.dtype,
+                               None if xp.isdtype(X.dtype, "bool") else X.dtype)
+        vector = X.ndim == 1
+        X2 = xp.astype(X[:, None] if vector else X, dtype)
+        n_pad = self.padded_shape[1]
+        if n_pad != n:
+            Xp = xp.zeros((n_pad, X2.shape[1]), dtype=dtype)
+            Xp[:n, :] = X2
+            X2 = Xp
+        L, R = self._blocks_as(dtype)
+        product = _xp.bsr_product if kernel == "bsr" else _xp.bmm_product
+        out = product(nx, self._dev, L, R, self._layout, X2, self._transposed)[:m, :]
         return out[:, 0] if vector else out
 
     def _apply(self, X, dtype, kernel, xp):
@@ -393,8 +463,6 @@ class MonarchMatrix:
                     monarch_matmul(L, R, lay.rank, X, out)
             return out
         if kernel == "bmm":
-            if xp is not np:
-                return self._bmm_xp(L, R, X, xp)
             if t:
                 return _core.monarch_rmatmul_reference(L, R, lay, X)
             return _core.monarch_matmul_reference(L, R, lay, X)
@@ -438,19 +506,6 @@ class MonarchMatrix:
     def _index(idx, xp):
         return idx if xp is np else xp.asarray(idx)
 
-    def _bmm_xp(self, L, R, X, xp):
-        lay = self._layout
-        k, p, l, s = lay.nblocks_in, lay.block_in, lay.nblocks_out, lay.block_out
-        B = X.shape[1]
-        if not self._transposed:
-            Y1 = xp.matmul(R, X.reshape(k, p, B)).reshape(-1, B)
-            Y1 = Y1[xp.asarray(lay.mid_src())].reshape(l, -1, B)
-            return xp.matmul(L, Y1).transpose(1, 0, 2).reshape(l * s, B)
-        Z = X.reshape(s, l, B).transpose(1, 0, 2)
-        U = xp.matmul(L.transpose(0, 2, 1), Z).reshape(-1, B)
-        V = U[xp.asarray(lay.mid_dst())].reshape(k, -1, B)
-        return xp.matmul(R.transpose(0, 2, 1), V).reshape(k * p, B)
-
     def __matmul__(self, other):
         if isinstance(other, MonarchMatrix):
             return NotImplemented
@@ -458,6 +513,10 @@ class MonarchMatrix:
 
     def __rmatmul__(self, other):
         """``X @ M`` for ``X`` of shape ``(B, m)`` or ``(m,)``: ``(M.T @ X.T).T``."""
+        if not isinstance(other, np.ndarray) and array_library(other) != "numpy":
+            if other.ndim == 1:                       # device array: stays there
+                return self.T.matmul(other)
+            return self.T.matmul(other.T).T
         xp = array_module(other)
         other = xp.asarray(other)
         if other.ndim == 1:
@@ -550,7 +609,11 @@ def monarch_project(W, nblocks="auto", *, rank=1, inner_size=None, pad=False):
     >>> bool(np.linalg.norm(M.todense() - A) < 1e-12 * np.linalg.norm(A))
     True
     """
-    W = check_array(W, "W", ndim=2, min_shape=(1, 1))
+    nx = device_backend(W=W)   # None for host input; device input stays on its device
+    if nx is None:
+        W = check_array(W, "W", ndim=2, min_shape=(1, 1))
+    else:
+        W = check_array_xp(nx, W, "W", ndim=2, min_shape=(1, 1))
     m, n = W.shape
     l, k = _check_nblocks(nblocks, (m, n))
     rank = check_positive_int(rank, "rank")
@@ -565,11 +628,14 @@ def monarch_project(W, nblocks="auto", *, rank=1, inner_size=None, pad=False):
                 f"number of rows ({m}) and columns ({n}); pass pad=True to zero-pad"
             )
         mp, np_ = math.ceil(m / l) * l, math.ceil(n / k) * k
-        Wp = np.zeros((mp, np_), dtype=W.dtype)
+        Wp = (np if nx is None else nx.xp).zeros((mp, np_), dtype=W.dtype)
         Wp[:m, :n] = W
         W = Wp
-    layout = _core.make_layout(W.shape, (l, k), rank=rank, inner=inner_size)
-    Lb, Rb = _core.project_blocks(W, layout)
+    layout = _core.make_layout(tuple(W.shape), (l, k), rank=rank, inner=inner_size)
+    if nx is None:
+        Lb, Rb = _core.project_blocks(W, layout)
+    else:  # batched SVDs of the slabs on the device
+        Lb, Rb = _xp.project_blocks_xp(nx, W, layout)
     return MonarchMatrix(Lb, Rb, rank=rank, shape=(m, n))
 
 
