@@ -268,8 +268,8 @@ def _markdown(rows, warm, cold, args):
         "problems (not from this run).",
         "",
         "| problem | shape | sparseopt s | scikit-learn s | skglm s | celer s (quoted) "
-        "| vs sklearn | vs skglm | vs fastest anchor (celer scaled) | max rel. gap (ours / sklearn / "
-        "skglm) | skglm tol | nnz at last alpha |",
+        "| vs sklearn | vs skglm | vs fastest anchor (celer scaled) "
+        "| max rel. gap (ours / sklearn / skglm) | skglm tol | nnz at last alpha |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, shape, res in rows:
