@@ -15,11 +15,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.datasets import load_sample_image  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.datasets import load_sample_image
 
-from sparseopt.decomposition import robust_pca  # noqa: E402
+from sparseopt.decomposition import robust_pca
 
 OUT = Path(__file__).resolve().parent
 
