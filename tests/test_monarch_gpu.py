@@ -77,6 +77,9 @@ def test_products_match_cpu(strict, rng, case, kernel):
                                atol=1e-13)
     np.testing.assert_allclose(np.asarray(dev.T.todense()), host.T.todense(), rtol=1e-12,
                                atol=1e-13)
+    Xr = rng.standard_normal((3, m))         # X @ M (strict arrays refuse to defer to it)
+    np.testing.assert_allclose(np.asarray(dev.__rmatmul__(xs.asarray(Xr))), Xr @ host,
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_dtypes_padding_and_integer_input(strict, rng):
