@@ -39,6 +39,7 @@ from scipy.linalg import LinAlgError, cholesky, solve_triangular
 
 from sparseopt._monitor import IterationMonitor, warn_not_converged
 from sparseopt._validation import check_positive_int, check_scalar
+from sparseopt.solvers._xp_linalg import device_backend
 from sparseopt.solvers.sbl import (
     _LOG2PI,
     SBLResult,
@@ -181,6 +182,12 @@ def sbl_em(X, y, *, noise_variance=None, fit_intercept=False, sample_weight=None
         ``sigma`` is the full posterior covariance of the active set
         (computed once at the end), ``alpha = 1/γ``.
     """
+    nx = device_backend(X=X, y=y, sample_weight=sample_weight)
+    if nx is not None:  # CuPy (or another non-NumPy namespace): the device path
+        from sparseopt.solvers.sbl_xp import sbl_em_xp
+
+        return sbl_em_xp(nx, X, y, noise_variance, fit_intercept, sample_weight, groups,
+                         tol, max_iter, prune, normalize, verbose, callback)
     with blas_threads(n_threads, default=1):
         return _sbl_em(X, y, noise_variance, fit_intercept, sample_weight, groups,
                        tol, max_iter, prune, normalize, verbose, callback)

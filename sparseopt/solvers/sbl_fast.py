@@ -50,6 +50,7 @@ from sparseopt.kernels._sbl import (
     tf_reestimate,
     tf_select,
 )
+from sparseopt.solvers._xp_linalg import device_backend
 from sparseopt.solvers.sbl import (
     _LOG2PI,
     SBLResult,
@@ -282,6 +283,13 @@ def sbl_fast(X, y, *, noise_variance=None, fit_intercept=False, sample_weight=No
     The working precision is float64 whatever the input dtype; the returned
     arrays follow the input dtype.
     """
+    nx = device_backend(X=X, y=y, sample_weight=sample_weight)
+    if nx is not None:  # CuPy (or another non-NumPy namespace): the device path
+        from sparseopt.solvers.sbl_xp_fast import sbl_fast_xp
+
+        return sbl_fast_xp(nx, X, y, noise_variance, fit_intercept, sample_weight, tol,
+                           max_iter, beta_update_start, beta_update_every, zero_factor,
+                           alignment_max, priority_deletion, verbose, callback)
     with blas_threads(n_threads, default=1):
         return _sbl_fast(X, y, noise_variance, fit_intercept, sample_weight, tol,
                          max_iter, beta_update_start, beta_update_every, zero_factor,
