@@ -178,10 +178,7 @@ def test_logistic_labels_and_proba():
 # --------------------------------------------------------------------------
 # group Lasso, MCP, SCAD vs skglm; L0 optimality
 # --------------------------------------------------------------------------
-SPARSE_SLOW = [False, pytest.param(True, marks=pytest.mark.slow)]
-
-
-@pytest.mark.parametrize("sparse", SPARSE_SLOW)
+@pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("positive", [False, True])
 def test_group_lasso_matches_skglm(sparse, positive):
     skglm = pytest.importorskip("skglm")
@@ -235,7 +232,7 @@ def _strongly_convex_data(sparse, gamma, concavity):
     return X, Xd, y
 
 
-@pytest.mark.parametrize("sparse", SPARSE_SLOW)
+@pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("positive", [False, True])
 def test_mcp_matches_skglm(sparse, positive):
     skglm = pytest.importorskip("skglm")
@@ -254,7 +251,7 @@ def test_mcp_matches_skglm(sparse, positive):
     np.testing.assert_allclose(ours.coef_, ref.coef_, atol=1e-5)
 
 
-@pytest.mark.parametrize("sparse", SPARSE_SLOW)
+@pytest.mark.parametrize("sparse", [False, True])
 def test_scad_matches_skglm(sparse):
     pytest.importorskip("skglm")
     from skglm import GeneralizedLinearEstimator
@@ -280,8 +277,8 @@ def test_scad_matches_skglm(sparse):
     (SCADRegression, {}), (L0Regression, {}), (Lasso, {"positive": True}),
 ])
 def test_sparse_equals_dense(Est, kw):
-    """The CSC kernel path solves the same problem as the dense one (this also
-    covers the skglm comparisons, whose sparse variants are marked slow)."""
+    """The CSC kernel path solves the same problem as the dense one, with
+    sample weights and for every penalty kind."""
     X, y = _sparse_data(n=80, p=60, density=0.3)
     X = _normalized(X)
     sw = np.random.default_rng(2).uniform(0.5, 2, len(y))
