@@ -64,6 +64,7 @@ from sparseopt._validation import (
     check_scalar,
     float_dtype,
 )
+from sparseopt.solvers._xp_linalg import device_backend
 from sparseopt.solvers.sbl import _LOG2PI, SBLResult, blas_threads
 
 __all__ = [
@@ -351,6 +352,13 @@ def kronecker_sbl(y, factors, *, method="svd", noise_variance=None, block_sizes=
     >>> sorted(np.flatnonzero(np.abs(res.x) > 1e-2))
     [np.int64(10), np.int64(17), np.int64(40), np.int64(47)]
     """
+    nx = device_backend(y=y, factors=factors)
+    if nx is not None:  # CuPy (or another non-NumPy namespace): the device path
+        from sparseopt.solvers.sbl_xp_kron import kronecker_sbl_xp
+
+        return kronecker_sbl_xp(nx, y, factors, method, noise_variance, block_sizes, tol,
+                                max_iter, prune, inner_tol, inner_max_iter, verbose,
+                                callback)
     t_start = time.perf_counter()
     y = check_array(y, "y", ndim=1)
     if method not in _METHODS:
