@@ -41,6 +41,7 @@ from scipy.special import expit, log_expit
 from sparseopt._monitor import IterationMonitor, warn_not_converged
 from sparseopt._validation import check_array, check_positive_int, check_scalar
 from sparseopt.kernels._sbl import ACTION_ADD, ACTION_REESTIMATE, max_abs_rows, tf_select
+from sparseopt.solvers._xp_linalg import device_backend
 from sparseopt.solvers.sbl import Design, SBLResult, as_design_input, blas_threads
 from sparseopt.solvers.sbl_fast import _chol_upper_inv
 
@@ -147,6 +148,13 @@ def rvm_classification(X, y, *, sample_weight=None, fit_intercept=True, tol=1e-3
     -------
     RVCResult
     """
+    nx = device_backend(X=X, y=y, sample_weight=sample_weight)
+    if nx is not None:  # CuPy (or another non-NumPy namespace): the device path
+        from sparseopt.solvers.sbl_xp_rvc import rvc_xp
+
+        return rvc_xp(nx, X, y, sample_weight, fit_intercept, tol, max_iter, zero_factor,
+                      alignment_max, priority_deletion, newton_max_iter, newton_tol,
+                      verbose, callback)
     with blas_threads(n_threads, default=1):
         return _rvc(X, y, sample_weight, fit_intercept, tol, max_iter, zero_factor,
                     alignment_max,
