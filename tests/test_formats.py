@@ -102,6 +102,7 @@ def test_from_dense_and_int_data():
     d = np.array([[0, 1, 0], [2, 0, 3]])
     C = CSR.from_dense(d)
     assert C.dtype == np.float64 and C.has_canonical_format and C.nnz == 3
+    assert C.index_dtype == np.int32
     np.testing.assert_array_equal(C.todense(), d)
     np.testing.assert_array_equal(CSR(d).todense(), d)
 

@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sparseopt.formats._bsr import BSR
-from sparseopt.formats._common import array_module, value_dtype
+from sparseopt.formats._common import array_module, index_dtype, value_dtype
 from sparseopt.formats._csr import CSR
 from sparseopt.formats._transpose import TransposedView
 
@@ -48,8 +48,9 @@ def csr_from_dense(a):
     rows, cols = xp.nonzero(a)
     counts = xp.bincount(rows, minlength=a.shape[0]) if rows.size else xp.zeros(
         a.shape[0], dtype=np.int64)
-    indptr = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(counts)])
-    out = CSR((a[rows, cols], cols, indptr), a.shape, check=False)
+    idx = index_dtype(maxval=max(a.shape[0], a.shape[1], int(rows.size)))
+    indptr = xp.concatenate([xp.zeros(1, dtype=idx), xp.cumsum(counts).astype(idx)])
+    out = CSR((a[rows, cols], cols.astype(idx), indptr), a.shape, check=False)
     out._sorted = out._canonical = True
     return out
 
