@@ -4,10 +4,14 @@ Without a GPU the device path runs on ``array_api_strict`` arrays through a
 stand-in backend (``tests/xp_strict_backend.py``, registered for the test so
 that ``MonarchMatrix`` and ``monarch_project`` dispatch to it exactly as they
 do for CuPy arrays; its BSR kernels are the CPU's), and is compared with the
-CPU path.  ``gpu``-marked tests compare CuPy with NumPy on a device::
+CPU path; a ``cudasim`` test runs the BSR product through the real
+``CupyBackend`` in numba's CUDA simulator.  ``gpu``-marked tests compare CuPy
+with NumPy on a device::
 
     python -m pytest -m gpu tests/test_monarch_gpu.py
 """
+
+import os
 
 import numpy as np
 import pytest
@@ -214,3 +218,19 @@ def test_cupy_matches_numpy(cp, kernel, dtype):
                                rtol=tol, atol=tol * 10)
     with pytest.raises(TypeError, match=r"X: numpy \(host\)"):
         dev @ X
+
+
+@pytest.mark.cudasim
+@pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") != "1",
+                    reason="needs NUMBA_ENABLE_CUDASIM=1 before numba is imported")
+@pytest.mark.parametrize("transposed", [False, True])
+def test_bsr_product_on_simulated_cupy_backend(rng, transposed):
+    """The "bsr" product through CupyBackend's numba.cuda BSR kernels (simulated)."""
+    from sparseopt.gpu import CupyBackend
+
+    host, _ = _pair(rng, 12, 20, 4, 4, 12, 2)
+    X = rng.standard_normal((12 if transposed else 20, 3))
+    Y = _monarch_xp.bsr_product(CupyBackend(xp=np), {}, host.L_blocks, host.R_blocks,
+                                host.layout, X, transposed)
+    np.testing.assert_allclose(Y, (host.T if transposed else host) @ X, rtol=1e-12,
+                               atol=1e-12)

@@ -5,13 +5,16 @@ stand-in backend (``tests/xp_strict_backend.py``; the public functions
 dispatch to it exactly as they do for CuPy arrays) and, forced, on NumPy
 through the CPU backend.  Both are compared with the CPU solvers, which they
 must follow iterate for iterate (same iteration, Newton-step and CG counts, so
-the plans agree to rounding).  ``gpu``-marked tests run the same comparisons
-with CuPy arrays on a device::
+the plans agree to rounding).  A ``cudasim`` test runs SNS through the real
+``CupyBackend`` in numba's CUDA simulator
+(``NUMBA_ENABLE_CUDASIM=1 python -m pytest -m cudasim tests/test_ot_gpu.py``).
+``gpu``-marked tests run the same comparisons with CuPy arrays on a device::
 
     pip install -e ".[test,gpu]"
     python -m pytest -m gpu tests/test_ot_gpu.py
 """
 
+import os
 import warnings
 
 import numpy as np
@@ -363,3 +366,28 @@ def test_cupy_sparse_plan_zero_weights_and_mixing(cp):
     d_ref = wasserstein_grid(np.ones((8, 8)), np.eye(8) + 0.1, 1.0)
     d = wasserstein_grid(cp.ones((8, 8)), cp.eye(8) + 0.1, 1.0)
     np.testing.assert_allclose(d, d_ref, rtol=1e-7)
+
+
+# ------------------------------------------------ the real GPU backend, simulated
+
+
+@pytest.mark.cudasim
+@pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") != "1",
+                    reason="needs NUMBA_ENABLE_CUDASIM=1 before numba is imported")
+def test_sns_csr_hessian_on_simulated_cupy_backend():
+    """SNS with the CSR Hessian through CupyBackend's numba.cuda SpMV (simulated).
+
+    Checks the contract between the generic solver and the real device backend
+    (index and value dtypes, output arrays).  Run with
+    ``NUMBA_ENABLE_CUDASIM=1 python -m pytest -m cudasim tests/test_ot_gpu.py``.
+    """
+    from sparseopt.gpu import CupyBackend
+
+    _, _, M = _problem(n=14, m=12, seed=15, scale="max")
+    ref = sinkhorn_newton_sparse(None, None, M, 5e-3, tol=1e-10, plan="sparse")
+    res = run_ot_xp(CupyBackend(xp=np), "sinkhorn_newton_sparse", None, None, M, 5e-3,
+                    tol=1e-10, max_iter=200, init=None, plan="sparse", plan_drop=None,
+                    normalize=False, verbose=0, callback=None, check_every=1,
+                    n_threads=None, warn=True, options={"dense_fraction": 1.0})
+    assert ref.n_newton > 0
+    _assert_same_run(res, ref)
