@@ -35,6 +35,7 @@ import scipy.sparse as sp
 from scipy.special import expit, log_expit, logsumexp, softmax
 
 from sparseopt._validation import check_array, check_scalar, float_dtype
+from sparseopt.solvers._xp_linalg import device_backend
 from sparseopt.solvers.bcd._design import as_design, canonical_csr
 from sparseopt.solvers.bcd._penalty import Penalty
 
@@ -401,6 +402,11 @@ def least_squares(A, b, l1=0.0, *, l2=0.0, bounds=None):
     -------
     GLMProblem
     """
+    nx = device_backend(A=A, b=b)
+    if nx is not None:  # CuPy (or another non-NumPy namespace): a device problem
+        from sparseopt.solvers.bcd._bcd_xp import xp_glm_problem
+
+        return xp_glm_problem(nx, A, b, "squared", l1, l2, bounds)
     design, adt = as_design(A)
     b = _targets_1d(b, "b", design.shape[0])
     l2 = check_scalar(l2, "l2", low=0.0)
@@ -434,6 +440,11 @@ def logistic(A, y, l1=0.0, *, l2=0.0, bounds=None):
     ``y`` holds two class labels; the larger one is mapped to ``+1``
     (scikit-learn's convention).  No intercept (add a column of ones to ``A``).
     """
+    nx = device_backend(A=A, y=y)
+    if nx is not None:
+        from sparseopt.solvers.bcd._bcd_xp import xp_glm_problem
+
+        return xp_glm_problem(nx, A, y, "logistic", l1, l2, bounds)
     design, adt = as_design(A)
     ypm, classes = _labels_pm1(y, design.shape[0])
     l2 = check_scalar(l2, "l2", low=0.0)
@@ -450,6 +461,11 @@ def softmax_regression(A, y, l1=0.0, *, l2=0.0, bounds=None):
     ``\nabla^2 f \preceq \frac12 (I_k \otimes A^T A)`` (Böhning) gives the
     Lipschitz constants and matrix updates.
     """
+    nx = device_backend(A=A, y=y)
+    if nx is not None:
+        from sparseopt.solvers.bcd._bcd_xp import xp_glm_problem
+
+        return xp_glm_problem(nx, A, y, "softmax", l1, l2, bounds)
     design, adt = as_design(A)
     y = np.asarray(y)
     n = design.shape[0]

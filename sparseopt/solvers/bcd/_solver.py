@@ -175,6 +175,16 @@ def minimize(problem, *, partition=None, rule="gsl", update="lipschitz",
     >>> np.allclose(res.x, np.linalg.lstsq(A, b, rcond=None)[0])
     True
     """
+    if getattr(problem, "on_device", False) or rule == "jacobi":
+        # device arrays, or the data-parallel Jacobi variant: the array-API path
+        from sparseopt.solvers.bcd._bcd_xp import from_cpu_problem, minimize_xp
+
+        if not getattr(problem, "on_device", False):
+            problem = from_cpu_problem(problem)
+        return minimize_xp(problem, partition=partition, rule=rule, update=update,
+                           block_size=block_size, x0=x0, max_iter=max_iter, tol=tol,
+                           active_set=active_set, fast=fast, check_every=check_every,
+                           random_state=random_state, verbose=verbose, callback=callback)
     t_start = time.perf_counter()
     if not isinstance(rule, str) or rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}; choose one of {RULES}")
