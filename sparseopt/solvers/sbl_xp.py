@@ -26,6 +26,7 @@ D. P. Wipf and B. D. Rao, "Sparse Bayesian learning for basis selection",
 IEEE TSP 52(8), 2004.
 """
 
+import math
 import time
 
 import numpy as np
@@ -260,7 +261,7 @@ def evidence_active_xp(nx, Phi, t, alpha, beta, n_eff=None):
         mu = Sigma @ (beta * (Phi.T @ t))
         e = t - Phi @ mu
         state["mu"], state["Sigma"] = mu, Sigma
-        ll = -0.5 * (n * _LOG2PI - n * np.log(beta) - xp.sum(xp.log(alpha)) + logdet
+        ll = -0.5 * (n * _LOG2PI - n * math.log(beta) - xp.sum(xp.log(alpha)) + logdet
                      + beta * (e @ e) + alpha @ (mu * mu))
         return (ll,)
 

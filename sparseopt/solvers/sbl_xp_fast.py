@@ -16,6 +16,7 @@ host then takes the same decisions as the CPU solver (the action decides the
 shapes of the next step, so it must be known there).
 """
 
+import math
 import time
 
 import numpy as np
@@ -190,7 +191,7 @@ class _XpFastState:
             self.S_in = beta * design.sqnorm - beta * beta * xp.sum(GL * GL, axis=1)
             self.Q_in = beta * (self.Phi_t - G @ self.mu)
             e = self.t - A @ self.mu
-            logml = -0.5 * (n * _LOG2PI - n * np.log(beta) - xp.sum(xp.log(a)) + logdet
+            logml = -0.5 * (n * _LOG2PI - n * math.log(beta) - xp.sum(xp.log(a)) + logdet
                             + beta * (e @ e) + a @ (self.mu * self.mu))
             return (logml,)
 
