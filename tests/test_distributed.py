@@ -93,6 +93,10 @@ def test_from_scipy_roundtrip(chunks):
     assert sp.issparse(back)
     np.testing.assert_array_equal(back.toarray(), A.toarray())
     np.testing.assert_array_equal(A.toarray(), before.toarray())  # input untouched
+    # dask must see the blocks' real size (it only knows spmatrix): spilling depends on it
+    from dask.sizeof import sizeof
+
+    assert sizeof(A) >= A.data.nbytes + A.indices.nbytes + A.indptr.nbytes
 
 
 def test_from_scipy_2d_grid_float32_int64_and_our_csr():
@@ -340,7 +344,8 @@ def test_larger_than_worker_memory_completes_by_spilling(client):
               for i in range(n_blocks)]
     dA = from_blocks(blocks, shapes=[(rows, n)] * n_blocks)
     dA = client.persist(dA)
-    distributed.wait(dA)
+    with client.as_current():
+        distributed.wait(dA)
     spilled = client.run(lambda dask_worker: len(dask_worker.data.slow))
     assert sum(spilled.values()) > 0, "nothing was spilled to disk"
     x = np.random.default_rng(0).standard_normal(n)

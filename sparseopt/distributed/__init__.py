@@ -20,6 +20,8 @@ Solvers on row-partitioned data
 
 import importlib
 
+from sparseopt.distributed import _sizeof  # noqa: F401  (registers dask sizeof for sparray)
+
 _LAZY = {
     "from_scipy": "sparseopt.distributed._arrays",
     "from_blocks": "sparseopt.distributed._arrays",
