@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import check_cv
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
@@ -38,7 +38,9 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from sparseopt._backend import get_backend
 from sparseopt._validation import check_scalar
+from sparseopt.solvers._xp_linalg import device_backend, fetch
 from sparseopt.solvers.regression import (
     group_lipschitz,
     group_penalty,
@@ -50,6 +52,19 @@ from sparseopt.solvers.regression import (
     solve,
     solve_path,
 )
+from sparseopt.solvers.regression._fista import solve_fista, solve_path_fista
+from sparseopt.solvers.regression._xp import (
+    array_namespace,
+    binary_labels_xp,
+    dtype_of,
+    host_csr,
+    linear_predict_xp,
+    prepare_design_xp,
+    take_rows_xp,
+    validate_xy_device,
+)
+from sparseopt.solvers.regression._xp import expit as expit_xp
+from sparseopt.solvers.regression._xp_penalty import PenaltyXP
 
 __all__ = [
     "ElasticNet",
@@ -74,6 +89,17 @@ def _from_sparseopt(X):
     return X
 
 
+def _is_float32(xp, X):
+    data = X.data if hasattr(X, "indptr") else X
+    return data.dtype == xp.float32
+
+
+def _host_scalars(a):
+    """``a`` on the host (device intercepts of a previous fit are fetched)."""
+    nx = device_backend(a=a)
+    return a if nx is None else nx.to_numpy(a)
+
+
 # ----------------------------------------------------------------------------
 # base class
 # ----------------------------------------------------------------------------
@@ -87,6 +113,7 @@ class _SparseLinearBase(BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
+        "solver": [StrOptions({"auto", "cd", "fista"})],
     }
 
     def __sklearn_tags__(self):
@@ -95,6 +122,15 @@ class _SparseLinearBase(BaseEstimator):
         return tags
 
     def _validate_xy(self, X, y, sample_weight):
+        nx = device_backend(X=X, y=y, sample_weight=sample_weight)
+        if nx is not None:
+            # device arrays: shapes and dtypes checked where they live (the
+            # values by prepare_design_xp, one transfer); no host copy
+            X, y, sample_weight = validate_xy_device(nx, X, y, sample_weight)
+            self.n_features_in_ = X.shape[1]
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            return X, y, sample_weight
         X = _from_sparseopt(X)
         X, y = validate_data(self, X, y, accept_sparse=_ACCEPT_SPARSE,
                              dtype=[np.float64, np.float32], y_numeric=
@@ -104,22 +140,47 @@ class _SparseLinearBase(BaseEstimator):
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         return X, y, sample_weight
 
+    def _generic_backend(self, X, y):
+        """Backend of the generic (FISTA) solver, or None for coordinate descent."""
+        nx = device_backend(X=X, y=y)
+        solver = getattr(self, "solver", "auto")
+        if nx is not None:
+            if solver == "cd":
+                raise ValueError(
+                    "solver='cd' (working-set coordinate descent) runs on host "
+                    "(NumPy/scipy) arrays only; use solver='auto' or 'fista' for "
+                    "device arrays")
+            return nx
+        return get_backend() if solver == "fista" else None
+
     def _solve(self, X, y, sample_weight, *, labels=None, alpha=None):
         alpha = self.alpha if alpha is None else alpha
-        design = prepare_design(
-            X, y if labels is None else labels, datafit=self._datafit,
-            sample_weight=sample_weight, fit_intercept=self.fit_intercept,
-            check_input=False)
+        target = y if labels is None else labels
+        nx = self._generic_backend(X, target)
+        if nx is None:
+            design = prepare_design(
+                X, target, datafit=self._datafit, sample_weight=sample_weight,
+                fit_intercept=self.fit_intercept, check_input=False)
+        else:
+            design = prepare_design_xp(
+                nx, host_csr(X), target, datafit=self._datafit,
+                sample_weight=sample_weight, fit_intercept=self.fit_intercept)
         pen, lips_blocks = self._penalty(design, X.shape[1])
         w0 = b0 = None
         if getattr(self, "warm_start", False) and hasattr(self, "coef_") and \
-                np.shape(self.coef_)[-1] == X.shape[1]:
-            w0 = np.ravel(self.coef_)
-            b0 = float(np.ravel(self.intercept_)[0]) if self.fit_intercept else None
-        res = solve(design, pen, alpha_user=alpha, w0=w0, b0=b0, tol=self.tol,
-                    max_iter=self.max_iter, verbose=self.verbose,
-                    name=type(self).__name__, lips_blocks=lips_blocks,
-                    callback=getattr(self, "_callback", None))
+                self.coef_.shape[-1] == X.shape[1]:
+            w0 = self.coef_[0] if self.coef_.ndim == 2 else self.coef_
+            b0 = float(np.ravel(_host_scalars(self.intercept_))[0]) \
+                if self.fit_intercept else None
+        kw = dict(alpha_user=alpha, w0=w0, b0=b0, tol=self.tol, max_iter=self.max_iter,
+                  verbose=self.verbose, name=type(self).__name__,
+                  callback=getattr(self, "_callback", None))
+        if nx is None:
+            res = solve(design, pen, lips_blocks=lips_blocks, **kw)
+        else:
+            if w0 is not None and device_backend(w0=w0) is not device_backend(X=X):
+                kw["w0"] = None   # coef_ from a fit on the other device: cold start
+            res = solve_fista(design, pen, **kw)
         self.result_ = res
         self.n_iter_ = res.n_iter
         self.dual_gap_ = res.dual_gap
@@ -127,6 +188,11 @@ class _SparseLinearBase(BaseEstimator):
         return res, design
 
     def _set_solution(self, res, dtype):
+        if not isinstance(res.x, np.ndarray):   # device result: stays there
+            xp = array_namespace(res.x)
+            self.coef_ = xp.astype(res.x, dtype_of(xp, dtype))
+            self.intercept_ = float(res.intercept) if self.fit_intercept else 0.0
+            return
         self.coef_ = np.asarray(res.x, dtype=dtype)
         self.intercept_ = dtype.type(res.intercept) if self.fit_intercept \
             else dtype.type(0.0)
@@ -158,12 +224,16 @@ class _RegressorBase(RegressorMixin, _SparseLinearBase):
         self._validate_params()
         X, y, sample_weight = self._validate_xy(X, y, sample_weight)
         res, _ = self._solve(X, y, sample_weight)
-        self._set_solution(res, X.dtype)
+        self._set_solution(res, X.data.dtype if hasattr(X, "indptr") else X.dtype)
         return self
 
     def predict(self, X):
-        """Linear prediction ``X @ coef_ + intercept_``."""
+        """Linear prediction ``X @ coef_ + intercept_`` (on the device for device input)."""
         check_is_fitted(self)
+        nx = device_backend(X=X, coef_=self.coef_)
+        if nx is not None:
+            return linear_predict_xp(nx, X, self.coef_, self.n_features_in_) + \
+                self.intercept_
         X = _from_sparseopt(X)
         X = validate_data(self, X, accept_sparse=_ACCEPT_SPARSE, reset=False,
                           dtype=[np.float64, np.float32])
@@ -230,7 +300,7 @@ class Lasso(_RegressorBase):
     }
 
     def __init__(self, alpha=1.0, *, fit_intercept=True, max_iter=100, tol=1e-4,
-                 warm_start=False, positive=False, verbose=0):
+                 warm_start=False, positive=False, verbose=0, solver="auto"):
         self.alpha = alpha
         self.fit_intercept = fit_intercept
         self.max_iter = max_iter
@@ -238,6 +308,7 @@ class Lasso(_RegressorBase):
         self.warm_start = warm_start
         self.positive = positive
         self.verbose = verbose
+        self.solver = solver
 
     def _penalty(self, design, p):
         return l1_penalty(self.alpha, 1.0, self.positive), None
@@ -270,7 +341,7 @@ class ElasticNet(_RegressorBase):
     }
 
     def __init__(self, alpha=1.0, *, l1_ratio=0.5, fit_intercept=True, max_iter=100,
-                 tol=1e-4, warm_start=False, positive=False, verbose=0):
+                 tol=1e-4, warm_start=False, positive=False, verbose=0, solver="auto"):
         self.alpha = alpha
         self.l1_ratio = l1_ratio
         self.fit_intercept = fit_intercept
@@ -279,6 +350,7 @@ class ElasticNet(_RegressorBase):
         self.warm_start = warm_start
         self.positive = positive
         self.verbose = verbose
+        self.solver = solver
 
     def _penalty(self, design, p):
         return l1_penalty(self.alpha, self.l1_ratio, self.positive), None
@@ -321,7 +393,7 @@ class MCPRegression(_RegressorBase):
     }
 
     def __init__(self, alpha=1.0, *, gamma=3.0, fit_intercept=True, max_iter=100,
-                 tol=1e-4, warm_start=False, positive=False, verbose=0):
+                 tol=1e-4, warm_start=False, positive=False, verbose=0, solver="auto"):
         self.alpha = alpha
         self.gamma = gamma
         self.fit_intercept = fit_intercept
@@ -330,6 +402,7 @@ class MCPRegression(_RegressorBase):
         self.warm_start = warm_start
         self.positive = positive
         self.verbose = verbose
+        self.solver = solver
 
     def _penalty(self, design, p):
         return mcp_penalty(self.alpha, self.gamma, self.positive), None
@@ -365,7 +438,7 @@ class SCADRegression(_RegressorBase):
     }
 
     def __init__(self, alpha=1.0, *, gamma=3.7, fit_intercept=True, max_iter=100,
-                 tol=1e-4, warm_start=False, positive=False, verbose=0):
+                 tol=1e-4, warm_start=False, positive=False, verbose=0, solver="auto"):
         self.alpha = alpha
         self.gamma = gamma
         self.fit_intercept = fit_intercept
@@ -374,6 +447,7 @@ class SCADRegression(_RegressorBase):
         self.warm_start = warm_start
         self.positive = positive
         self.verbose = verbose
+        self.solver = solver
 
     def _penalty(self, design, p):
         return scad_penalty(self.alpha, self.gamma, self.positive), None
@@ -413,7 +487,7 @@ class L0Regression(_RegressorBase):
     }
 
     def __init__(self, alpha=1.0, *, l2_reg=0.0, fit_intercept=True, max_iter=100,
-                 tol=1e-4, warm_start=False, positive=False, verbose=0):
+                 tol=1e-4, warm_start=False, positive=False, verbose=0, solver="auto"):
         self.alpha = alpha
         self.l2_reg = l2_reg
         self.fit_intercept = fit_intercept
@@ -422,6 +496,7 @@ class L0Regression(_RegressorBase):
         self.warm_start = warm_start
         self.positive = positive
         self.verbose = verbose
+        self.solver = solver
 
     def _penalty(self, design, p):
         return l0_penalty(self.alpha, self.l2_reg, self.positive), None
@@ -519,7 +594,7 @@ class GroupLasso(_RegressorBase):
 
     def __init__(self, groups=1, alpha=1.0, *, weights=None, fit_intercept=True,
                  max_iter=100, tol=1e-4, warm_start=False, positive=False,
-                 verbose=0):
+                 verbose=0, solver="auto"):
         self.groups = groups
         self.alpha = alpha
         self.weights = weights
@@ -529,6 +604,7 @@ class GroupLasso(_RegressorBase):
         self.warm_start = warm_start
         self.positive = positive
         self.verbose = verbose
+        self.solver = solver
 
     def _penalty(self, design, p):
         ptr, idx = _parse_groups(self.groups, p)
@@ -542,7 +618,10 @@ class GroupLasso(_RegressorBase):
                                  f"({n_groups}), got shape {weights.shape}")
             if not np.all(np.isfinite(weights)) or np.any(weights <= 0):
                 raise ValueError("weights must be positive and finite")
-        lips = group_lipschitz(design, ptr, idx)
+        # the generic (FISTA) solver needs no group eigenvalues: its step uses
+        # the whole design's constant and its screening a Frobenius bound
+        lips = None if getattr(design, "generic", False) else \
+            group_lipschitz(design, ptr, idx)
         return group_penalty(self.alpha, ptr, idx, weights, self.positive), lips
 
 
@@ -590,7 +669,7 @@ class SparseLogisticRegression(ClassifierMixin, _SparseLinearBase):
     }
 
     def __init__(self, alpha=1.0, *, l1_ratio=1.0, fit_intercept=True, max_iter=100,
-                 tol=1e-4, warm_start=False, verbose=0):
+                 tol=1e-4, warm_start=False, verbose=0, solver="auto"):
         self.alpha = alpha
         self.l1_ratio = l1_ratio
         self.fit_intercept = fit_intercept
@@ -598,6 +677,7 @@ class SparseLogisticRegression(ClassifierMixin, _SparseLinearBase):
         self.tol = tol
         self.warm_start = warm_start
         self.verbose = verbose
+        self.solver = solver
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -608,9 +688,23 @@ class SparseLogisticRegression(ClassifierMixin, _SparseLinearBase):
         return l1_penalty(self.alpha, self.l1_ratio, False), None
 
     def fit(self, X, y, sample_weight=None):
-        """Fit the model (binary targets only; see class docstring)."""
+        """Fit the model (binary targets only; see class docstring).
+
+        Device (CuPy) ``X`` and ``y`` are fitted on the device: ``coef_``,
+        ``intercept_`` and ``classes_`` are then device arrays.
+        """
         self._validate_params()
         X, y, sample_weight = self._validate_xy(X, y, sample_weight)
+        nx = device_backend(X=X, y=y)
+        if nx is not None:
+            self.classes_, labels = binary_labels_xp(nx, y)
+            res, _ = self._solve(X, y, sample_weight, labels=labels)
+            xp = nx.xp
+            dt = xp.float32 if _is_float32(xp, X) else xp.float64
+            self.coef_ = xp.reshape(xp.astype(res.x, dt), (1, -1))
+            self.intercept_ = xp.asarray(
+                [res.intercept if self.fit_intercept else 0.0], dtype=dt)
+            return self
         check_classification_targets(y)
         enc = LabelEncoder()
         codes = enc.fit_transform(y)
@@ -630,6 +724,10 @@ class SparseLogisticRegression(ClassifierMixin, _SparseLinearBase):
     def decision_function(self, X):
         """``X @ coef_.T + intercept_``: positive for ``classes_[1]``."""
         check_is_fitted(self)
+        nx = device_backend(X=X, coef_=self.coef_)
+        if nx is not None:
+            return linear_predict_xp(nx, X, self.coef_[0, :], self.n_features_in_) + \
+                self.intercept_[0]
         X = _from_sparseopt(X)
         X = validate_data(self, X, accept_sparse=_ACCEPT_SPARSE, reset=False,
                           dtype=[np.float64, np.float32])
@@ -638,23 +736,39 @@ class SparseLogisticRegression(ClassifierMixin, _SparseLinearBase):
     def predict(self, X):
         """Predicted class labels."""
         scores = self.decision_function(X)
+        if not isinstance(scores, np.ndarray):
+            xp = array_namespace(scores)
+            return xp.take(self.classes_, xp.astype(scores > 0, xp.int64))
         return self.classes_[(scores > 0).astype(int)]
 
     def predict_proba(self, X):
         """Class probabilities, columns ordered as ``classes_``."""
+        scores = self.decision_function(X)
+        if not isinstance(scores, np.ndarray):
+            xp = array_namespace(scores)
+            p1 = expit_xp(xp, scores)
+            return xp.stack([1 - p1, p1], axis=1)
         from scipy.special import expit
-        p1 = expit(self.decision_function(X))
+        p1 = expit(scores)
         return np.column_stack([1 - p1, p1])
 
     def predict_log_proba(self, X):
-        return np.log(self.predict_proba(X))
+        proba = self.predict_proba(X)
+        if not isinstance(proba, np.ndarray):
+            return array_namespace(proba).log(proba)
+        return np.log(proba)
 
 
 # ----------------------------------------------------------------------------
 # paths and cross-validation
 # ----------------------------------------------------------------------------
 def _alpha_grid(design, pen, n_alphas, eps):
-    amax = pen.alpha_max(design.grad0, design.lips)
+    if getattr(design, "generic", False):
+        penx = PenaltyXP(design.nx, pen, design.p)
+        (amax,) = fetch(design.nx, penx.alpha_max_dev(design.grad0))
+        amax /= pen._a_scale
+    else:
+        amax = pen.alpha_max(design.grad0, design.lips)
     if not amax > 0:
         amax = np.finfo(np.float64).tiny
     return np.geomspace(amax, amax * eps, n_alphas)
@@ -662,7 +776,7 @@ def _alpha_grid(design, pen, n_alphas, eps):
 
 def enet_path(X, y, *, l1_ratio=0.5, eps=1e-3, n_alphas=100, alphas=None,
               fit_intercept=False, sample_weight=None, positive=False, tol=1e-4,
-              max_iter=100, verbose=0, callback=None, coef_init=None):
+              max_iter=100, verbose=0, callback=None, coef_init=None, solver="auto"):
     """Elastic-net regularisation path with warm starts.
 
     Solves :class:`ElasticNet`'s objective for each ``alpha`` (decreasing),
@@ -690,6 +804,12 @@ def enet_path(X, y, *, l1_ratio=0.5, eps=1e-3, n_alphas=100, alphas=None,
         ``callback(result)`` after each ``alpha``; returning True stops.
     coef_init : array-like, optional
         Warm start for the first ``alpha``.
+    solver : {"auto", "cd", "fista"}, default="auto"
+        ``"auto"``: working-set coordinate descent for host (NumPy/scipy)
+        input, accelerated proximal gradient (FISTA with restart, the same
+        stopping rule) for device (CuPy) input, which then stays on the device
+        (``coefs`` is a device array).  ``"fista"`` forces the latter on the
+        host too.
 
     Returns
     -------
@@ -699,10 +819,24 @@ def enet_path(X, y, *, l1_ratio=0.5, eps=1e-3, n_alphas=100, alphas=None,
     """
     l1_ratio = check_scalar(l1_ratio, "l1_ratio", low=0, high=1, include_low=False)
     eps = check_scalar(eps, "eps", low=0, high=1, include_low=False)
-    X = _from_sparseopt(X)
-    design = prepare_design(X, y, sample_weight=sample_weight,
-                            fit_intercept=fit_intercept)
+    if solver not in ("auto", "cd", "fista"):
+        raise ValueError(f"solver must be 'auto', 'cd' or 'fista', got {solver!r}")
+    nx = device_backend(X=X, y=y, sample_weight=sample_weight, coef_init=coef_init)
+    if nx is not None and solver == "cd":
+        raise ValueError("solver='cd' runs on host (NumPy/scipy) arrays only; use "
+                         "solver='auto' or 'fista' for device arrays")
+    if nx is None and solver == "fista":
+        nx = get_backend()
     pen = l1_penalty(1.0, l1_ratio, positive)
+    if nx is None:
+        X = _from_sparseopt(X)
+        design = prepare_design(X, y, sample_weight=sample_weight,
+                                fit_intercept=fit_intercept)
+    else:
+        if not hasattr(y, "shape"):
+            y = nx.xp.asarray(y, dtype=nx.xp.float64)
+        design = prepare_design_xp(nx, host_csr(X), y, sample_weight=sample_weight,
+                                   fit_intercept=fit_intercept)
     if alphas is None:
         if not isinstance(n_alphas, Integral) or n_alphas < 1:
             raise ValueError(f"n_alphas must be a positive int, got {n_alphas!r}")
@@ -712,8 +846,11 @@ def enet_path(X, y, *, l1_ratio=0.5, eps=1e-3, n_alphas=100, alphas=None,
         if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas <= 0):
             raise ValueError("alphas must be positive and finite")
         alphas = np.sort(alphas)[::-1]
-    res = solve_path(design, pen, alphas, w0=coef_init, tol=tol, max_iter=max_iter,
-                     verbose=verbose, callback=callback, name="enet_path")
+    kw = dict(w0=coef_init, tol=tol, max_iter=max_iter, verbose=verbose,
+              callback=callback, name="enet_path")
+    if nx is not None:
+        return solve_path_fista(design, pen, alphas, **kw)
+    res = solve_path(design, pen, alphas, **kw)
     res.coefs = res.coefs.astype(design.in_dtype, copy=False)
     res.x = res.coefs
     return res
@@ -721,7 +858,7 @@ def enet_path(X, y, *, l1_ratio=0.5, eps=1e-3, n_alphas=100, alphas=None,
 
 def lasso_path(X, y, *, eps=1e-3, n_alphas=100, alphas=None, fit_intercept=False,
                sample_weight=None, positive=False, tol=1e-4, max_iter=100,
-               verbose=0, callback=None, coef_init=None):
+               verbose=0, callback=None, coef_init=None, solver="auto"):
     """Lasso regularisation path with warm starts (see :func:`enet_path`).
 
     Returns
@@ -731,7 +868,7 @@ def lasso_path(X, y, *, eps=1e-3, n_alphas=100, alphas=None, fit_intercept=False
     return enet_path(X, y, l1_ratio=1.0, eps=eps, n_alphas=n_alphas, alphas=alphas,
                      fit_intercept=fit_intercept, sample_weight=sample_weight,
                      positive=positive, tol=tol, max_iter=max_iter, verbose=verbose,
-                     callback=callback, coef_init=coef_init)
+                     callback=callback, coef_init=coef_init, solver=solver)
 
 
 class LassoCV(RegressorMixin, _SparseLinearBase):
@@ -771,7 +908,7 @@ class LassoCV(RegressorMixin, _SparseLinearBase):
 
     def __init__(self, *, eps=1e-3, n_alphas=100, alphas=None, cv=5,
                  fit_intercept=True, max_iter=100, tol=1e-4, positive=False,
-                 verbose=0):
+                 verbose=0, solver="auto"):
         self.eps = eps
         self.n_alphas = n_alphas
         self.alphas = alphas
@@ -781,16 +918,28 @@ class LassoCV(RegressorMixin, _SparseLinearBase):
         self.tol = tol
         self.positive = positive
         self.verbose = verbose
+        self.solver = solver
 
     def fit(self, X, y, sample_weight=None):
-        """Cross-validate the grid, then refit at the best ``alpha``."""
+        """Cross-validate the grid, then refit at the best ``alpha``.
+
+        Device (CuPy) input is cross-validated on the device (the folds' rows
+        are gathered there; ``cv`` only sees the number of samples).
+        """
         self._validate_params()
         X, y, sample_weight = self._validate_xy(X, y, sample_weight)
         pen = l1_penalty(1.0, 1.0, self.positive)
+        nx = self._generic_backend(X, y)
+        device = nx is not None and device_backend(X=X, y=y) is not None
         if self.alphas is None:
-            design = prepare_design(X, y, sample_weight=sample_weight,
-                                    fit_intercept=self.fit_intercept,
-                                    check_input=False)
+            if nx is None:
+                design = prepare_design(X, y, sample_weight=sample_weight,
+                                        fit_intercept=self.fit_intercept,
+                                        check_input=False)
+            else:
+                design = prepare_design_xp(nx, host_csr(X), y,
+                                           sample_weight=sample_weight,
+                                           fit_intercept=self.fit_intercept)
             alphas = _alpha_grid(design, pen, self.n_alphas, self.eps)
         else:
             alphas = np.sort(np.asarray(self.alphas, dtype=np.float64).ravel())[::-1]
@@ -799,10 +948,15 @@ class LassoCV(RegressorMixin, _SparseLinearBase):
         if sp.issparse(X):
             X = X.tocsr()   # row indexing of the folds
         cv = check_cv(self.cv)
-        folds = list(cv.split(X, y))
+        folds = list(cv.split(np.zeros((X.shape[0], 1)))) if device else \
+            list(cv.split(X, y))
         mse = np.zeros((alphas.size, len(folds)))
         kw = dict(tol=self.tol, max_iter=self.max_iter, verbose=self.verbose)
         for f, (tr, te) in enumerate(folds):
+            if nx is not None:
+                mse[:, f] = self._fold_mse_generic(nx, device, X, y, sample_weight, tr,
+                                                   te, pen, alphas, kw)
+                continue
             sw_tr = None if sample_weight is None else sample_weight[tr]
             d = prepare_design(X[tr], y[tr], sample_weight=sw_tr,
                                fit_intercept=self.fit_intercept, check_input=False)
@@ -819,8 +973,32 @@ class LassoCV(RegressorMixin, _SparseLinearBase):
         self.alphas_ = alphas
         self.mse_path_ = mse
         res, _ = self._solve(X, y, sample_weight, alpha=self.alpha_)
-        self._set_solution(res, X.dtype)
+        self._set_solution(res, X.data.dtype if hasattr(X, "indptr") else X.dtype)
         return self
+
+    def _fold_mse_generic(self, nx, device, X, y, sample_weight, tr, te, pen, alphas, kw):
+        """Validation errors of one fold along the grid by the generic solver."""
+        xp = nx.xp
+        if device:
+            def rows(a, idx):
+                return None if a is None else take_rows_xp(nx, a, idx)
+        else:
+            def rows(a, idx):
+                return None if a is None else a[idx]
+        d = prepare_design_xp(nx, host_csr(rows(X, tr)), rows(y, tr),
+                              sample_weight=rows(sample_weight, tr),
+                              fit_intercept=self.fit_intercept)
+        path = solve_path_fista(d, pen, alphas, name="LassoCV", **kw)
+        X_te = host_csr(rows(X, te))
+        pred = linear_predict_xp(nx, X_te, path.coefs, X.shape[1])
+        pred = xp.astype(pred, xp.float64) + xp.asarray(path.intercepts)[None, :]
+        err = (xp.astype(rows(y, te), xp.float64)[:, None] - pred) ** 2
+        if sample_weight is None:
+            out = xp.mean(err, axis=0)
+        else:
+            sw = xp.astype(xp.asarray(rows(sample_weight, te)), xp.float64)
+            out = (sw @ err) / xp.maximum(xp.sum(sw), np.finfo(float).tiny)
+        return np.asarray(nx.to_numpy(out), dtype=np.float64)
 
     def _penalty(self, design, p):
         return l1_penalty(self.alpha_, 1.0, self.positive), None
