@@ -90,17 +90,20 @@ def test_product_errors():
         spgemm(A, CSR.from_dense(np.eye(4)))
 
 
-def test_parallel_chunks_match_scipy():
-    # large enough for the multi-chunk (private buffer) path of spmm_t and for
-    # a flop-balanced split of spgemm
+@pytest.mark.parametrize("n_vec", [6, 40], ids=["narrow-buffers", "wide-column-split"])
+def test_parallel_chunks_match_scipy(n_vec):
+    # large enough for the multi-chunk paths of spmm_t (private buffers for a
+    # narrow X, disjoint column slices for a wide one) and a flop-balanced spgemm
     A = sp.random_array((4000, 300), density=0.02, format="csr", random_state=5)
-    X = np.random.default_rng(2).standard_normal((4000, 6))
-    np.testing.assert_allclose(spmm_t(A, X), A.T @ X, rtol=1e-12, atol=1e-12)
-    B = BSR.from_scipy(sp.random_array((4000, 300), density=0.05, format="csr",
-                                       random_state=6), blocksize=(4, 3))
-    np.testing.assert_allclose(spmm_t(B, X), B.to_scipy().T @ X, rtol=1e-12, atol=1e-12)
-    C = spgemm(A.T.tocsr(), A)
-    np.testing.assert_allclose(C.toarray(), (A.T @ A).toarray(), rtol=1e-12, atol=1e-12)
+    X = np.random.default_rng(2).standard_normal((4000, n_vec))
+    with sparseopt.config_context(n_threads=2):
+        np.testing.assert_allclose(spmm_t(A, X), A.T @ X, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(spmm(A.T.tocsr(), X), A.T @ X, rtol=1e-12, atol=1e-12)
+        B = BSR.from_scipy(sp.random_array((4000, 300), density=0.05, format="csr",
+                                           random_state=6), blocksize=(4, 3))
+        np.testing.assert_allclose(spmm_t(B, X), B.to_scipy().T @ X, rtol=1e-12, atol=1e-12)
+        C = spgemm(A.T.tocsr(), A)
+        np.testing.assert_allclose(C.toarray(), (A.T @ A).toarray(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("blocksize", [(1, 1), (2, 3), (4, 4)])
