@@ -16,6 +16,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from sparseopt.solvers._xp_checks import device_backend, fetch
 from sparseopt.solvers.rpca import (
     METHODS,
     SVD_METHODS,
@@ -168,10 +169,18 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         self : RobustPCA
         """
         self._validate_params()
-        X = validate_data(self, X, dtype=[np.float64, np.float32],
-                          ensure_all_finite="allow-nan", ensure_min_samples=1)
-        missing = np.isnan(X)
-        mask = ~missing if missing.any() else None
+        nx = device_backend(X=X)
+        if nx is not None:
+            # device (CuPy) data: decomposed on the device, fitted arrays stay there
+            X = _check_device_x(nx, X, self, reset=True)
+            missing = nx.xp.isnan(X)
+            (any_missing,) = fetch(nx, nx.xp.any(missing))
+            mask = ~missing if any_missing else None
+        else:
+            X = validate_data(self, X, dtype=[np.float64, np.float32],
+                              ensure_all_finite="allow-nan", ensure_min_samples=1)
+            missing = np.isnan(X)
+            mask = ~missing if missing.any() else None
         if self.method == "accaltproj":
             if self.n_components is None:
                 raise ValueError("method='accaltproj' needs n_components (the rank)")
@@ -187,8 +196,12 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         self.result_ = res
         self.low_rank_ = res.low_rank
         self.sparse_ = res.sparse
-        self.components_ = np.ascontiguousarray(res.Vt[:k])
-        self.singular_values_ = np.asarray(res.s[:k])
+        if nx is not None:
+            self.components_ = res.Vt[:k, :]
+            self.singular_values_ = res.s[:k]
+        else:
+            self.components_ = np.ascontiguousarray(res.Vt[:k])
+            self.singular_values_ = np.asarray(res.s[:k])
         self.n_components_ = int(k)
         self.rank_ = int(res.rank)
         self.n_iter_ = int(res.n_iter)
@@ -213,6 +226,10 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         X_new : ndarray of shape (n_samples, n_components_)
         """
         check_is_fitted(self)
+        nx = device_backend(X=X, components_=self.components_)
+        if nx is not None:
+            return _transform_device(nx, _check_device_x(nx, X, self, reset=False),
+                                     self.components_)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False,
                           ensure_all_finite="allow-nan")
         W = self.components_.astype(X.dtype, copy=False)
@@ -242,9 +259,63 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         X_original : ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
+        nx = device_backend(X=X, components_=self.components_)
+        if nx is not None:
+            xp = nx.xp
+            if X.ndim != 2 or X.shape[1] != self.n_components_:
+                raise ValueError(f"X must have shape (n_samples, {self.n_components_}), "
+                                 f"got {tuple(X.shape)}")
+            dt = X.dtype if X.dtype in (xp.float32, xp.float64) else xp.float64
+            return xp.astype(X, dt) @ xp.astype(self.components_, dt)
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_components_:
             raise ValueError(
                 f"X must have shape (n_samples, {self.n_components_}), got {X.shape}")
         dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
         return X.astype(dtype, copy=False) @ self.components_.astype(dtype, copy=False)
+
+
+def _check_device_x(nx, X, est, *, reset):
+    """Dtype and shape of device data (NaN allowed: missing entries)."""
+    xp = nx.xp
+    if hasattr(X, "indptr") or hasattr(X, "toarray"):
+        raise TypeError("RobustPCA needs dense data, got a sparse matrix")
+    if xp.isdtype(X.dtype, ("integral", "bool")):
+        X = xp.astype(X, xp.float64)
+    elif not xp.isdtype(X.dtype, "real floating"):
+        raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise ValueError(f"Expected 2D array, got {X.ndim}D array instead")
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"X must be non-empty, got shape {tuple(X.shape)}")
+    if reset:
+        est.n_features_in_ = int(X.shape[1])
+    elif X.shape[1] != est.n_features_in_:
+        raise ValueError(f"X has {X.shape[1]} features, but RobustPCA is expecting "
+                         f"{est.n_features_in_} features as input")
+    (bad,) = fetch(nx, xp.any(xp.isinf(X)))
+    if bad:
+        raise ValueError("X contains infinity; mark missing entries with NaN")
+    return X
+
+
+def _transform_device(nx, X, components):
+    """``X @ W.T``; rows with NaN by least squares on their observed features.
+
+    Zeroing a row's unobserved features in ``W.T`` and applying the
+    pseudo-inverse (batched over rows) is the minimum-norm least-squares fit
+    the host path computes with ``lstsq``.
+    """
+    xp = nx.xp
+    W = xp.astype(components, X.dtype)
+    missing = xp.isnan(X)
+    (any_missing,) = fetch(nx, xp.any(missing))
+    if not any_missing:
+        return X @ W.T
+    obs = ~missing
+    Xo = xp.where(obs, X, 0.0)
+    if W.shape[0] == 0:
+        return xp.zeros((X.shape[0], 0), dtype=X.dtype)
+    A = xp.where(obs[:, :, None], W.T[None, :, :], 0.0)       # (n, p, k)
+    coef = xp.linalg.pinv(A) @ Xo[:, :, None]                 # (n, k, 1)
+    return coef[:, :, 0]

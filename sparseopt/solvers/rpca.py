@@ -74,6 +74,8 @@ from sparseopt.solvers._partial_svd import (
     randomized_svd,
     spectral_norm,
 )
+from sparseopt.solvers._rpca_xp import prepare_xp, robust_pca_xp, to_sparse_output_xp
+from sparseopt.solvers._xp_checks import device_backend
 
 __all__ = ["RobustPCAResult", "accaltproj", "ialm", "robust_pca"]
 
@@ -568,7 +570,14 @@ def robust_pca(M, lam=None, *, method="ialm", rank=None, mask=None, tol=1e-7,
         raise ValueError(
             f"sparse_output must be 'auto', True or False, got {sparse_output!r}")
     tol = check_scalar(tol, "tol", low=0.0)
-    xp, D, mask = _prepare(M, mask)
+    nx = device_backend(M=M, mask=mask)   # None for host input: the NumPy path below
+    if nx is not None:
+        if svd_method == "lanczos":
+            raise ValueError("svd_method='lanczos' is NumPy-only; use 'randomized' on CuPy")
+        D, mask = prepare_xp(nx, M, mask)
+        xp = nx.xp
+    else:
+        xp, D, mask = _prepare(M, mask)
     m, n = D.shape
     if svd_method == "lanczos" and xp is not np:
         raise ValueError("svd_method='lanczos' is NumPy-only; use 'randomized' on CuPy")
@@ -579,10 +588,16 @@ def robust_pca(M, lam=None, *, method="ialm", rank=None, mask=None, tol=1e-7,
                                       "max_iter")
         lam = 1.0 / float(np.sqrt(max(m, n))) if lam is None else check_scalar(
             lam, "lam", low=0.0, include_low=False)
-        with _thread_limits(D.size, xp):
-            L, S, U, s, Vt, info = ialm(D, mask, lam=lam, tol=tol, max_iter=max_iter,
-                                        svd_method=svd_method, rng=rng,
-                                        verbose=verbose, callback=callback)
+        if nx is not None:
+            L, S, U, s, Vt, info = robust_pca_xp(
+                nx, D, mask, method=method, lam=lam, rank=None, tol=tol,
+                max_iter=max_iter, svd_method=svd_method, beta=None, gamma=None, rng=rng,
+                verbose=verbose, callback=callback, result_cls=RobustPCAResult)
+        else:
+            with _thread_limits(D.size, xp):
+                L, S, U, s, Vt, info = ialm(D, mask, lam=lam, tol=tol, max_iter=max_iter,
+                                            svd_method=svd_method, rng=rng,
+                                            verbose=verbose, callback=callback)
     else:
         if rank is None:
             raise ValueError("method='accaltproj' needs the rank of L: pass rank=")
@@ -601,7 +616,12 @@ def robust_pca(M, lam=None, *, method="ialm", rank=None, mask=None, tol=1e-7,
         if lam is not None:
             raise ValueError("lam is a PCP (method='ialm') parameter; accaltproj "
                              "uses rank, beta and gamma")
-        if full_rank:
+        if nx is not None:
+            L, S, U, s, Vt, info = robust_pca_xp(
+                nx, D, mask, method=method, lam=None, rank=rank, tol=tol,
+                max_iter=max_iter, svd_method=svd_method, beta=beta, gamma=gamma, rng=rng,
+                verbose=verbose, callback=callback, result_cls=RobustPCAResult)
+        elif full_rank:
             # every matrix has rank <= min(m, n): L = M, S = 0 is exact
             U, s, Vt = xp.linalg.svd(D, full_matrices=False)
             L, S = D, xp.zeros_like(D)
@@ -619,8 +639,10 @@ def robust_pca(M, lam=None, *, method="ialm", rank=None, mask=None, tol=1e-7,
     if not info["converged"] and not info["stopped"]:
         warn_not_converged(f"robust_pca(method={method!r})", info["stop_crit"],
                            info["tol"], info["n_iter"], what="relative residual")
+    sparse = _to_sparse_output(S, sparse_output, xp) if nx is None else \
+        to_sparse_output_xp(nx, S, sparse_output, SPARSE_DENSITY)
     return RobustPCAResult(
-        x=L, low_rank=L, sparse=_to_sparse_output(S, sparse_output, xp),
+        x=L, low_rank=L, sparse=sparse,
         U=U, s=s, Vt=Vt, rank=int(s.shape[0]), lam=lam, method=method,
         n_iter=info["n_iter"], converged=info["converged"],
         stop_crit=info["stop_crit"], tol=info["tol"], message=info["message"],
