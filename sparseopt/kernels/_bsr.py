@@ -58,9 +58,10 @@ def bsr_spmm(indptr, indices, data, X, out, splits):
 
 
 @njit(cache=True, nogil=True)
-def _bsr_t_rows(indptr, indices, data, X, out, b0, b1, v0, v1):
+def _bsr_t_rows(indptr, indices, data, X, out, b0, b1):
     R = data.shape[1]
     C = data.shape[2]
+    n_vec = X.shape[1]
     for ib in range(b0, b1):
         for kb in range(indptr[ib], indptr[ib + 1]):
             o0 = indices[kb] * C
@@ -73,42 +74,31 @@ def _bsr_t_rows(indptr, indices, data, X, out, b0, b1, v0, v1):
                     a2 = data[kb, r + 2, c]
                     a3 = data[kb, r + 3, c]
                     i = ib * R + r
-                    for v in range(v0, v1):
+                    for v in range(n_vec):
                         out[o, v] += (a0 * X[i, v] + a1 * X[i + 1, v]
                                       + a2 * X[i + 2, v] + a3 * X[i + 3, v])
                     r += 4
                 while r < R:
                     a = data[kb, r, c]
                     i = ib * R + r
-                    for v in range(v0, v1):
+                    for v in range(n_vec):
                         out[o, v] += a * X[i, v]
                     r += 1
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def bsr_spmm_t(indptr, indices, data, X, out, splits):
-    """``out = A.T @ X`` for BSR ``A`` without forming the transpose (race-free).
-
-    As the CSR kernel: disjoint slices of the dense columns per chunk for a
-    wide ``X``, private buffers and a reduction for a narrow one.
-    """
+    """``out = A.T @ X`` for BSR ``A`` without forming the transpose (race-free)."""
     n_parts = splits.shape[0] - 1
-    n_brows = indptr.shape[0] - 1
-    n_out, n_vec = out.shape
     out[:] = 0
     if n_parts == 1:
-        _bsr_t_rows(indptr, indices, data, X, out, 0, n_brows, 0, n_vec)
+        _bsr_t_rows(indptr, indices, data, X, out, 0, indptr.shape[0] - 1)
         return
-    if n_vec >= 8 * n_parts:
-        for t in prange(n_parts):
-            v0 = (n_vec * t) // n_parts
-            v1 = (n_vec * (t + 1)) // n_parts
-            _bsr_t_rows(indptr, indices, data, X, out, 0, n_brows, v0, v1)
-        return
+    n_out, n_vec = out.shape
     buffers = np.zeros((n_parts - 1, n_out, n_vec), dtype=out.dtype)
     for t in prange(n_parts):
         target = out if t == 0 else buffers[t - 1]
-        _bsr_t_rows(indptr, indices, data, X, target, splits[t], splits[t + 1], 0, n_vec)
+        _bsr_t_rows(indptr, indices, data, X, target, splits[t], splits[t + 1])
     for j in prange(n_out):
         for t in range(n_parts - 1):
             for c in range(n_vec):

@@ -79,49 +79,36 @@ def csr_spmm(indptr, indices, data, X, out, splits):
 
 
 @njit(cache=True, nogil=True)
-def _spmm_t_rows(indptr, indices, data, X, out, r0, r1, c0, c1):
+def _spmm_t_rows(indptr, indices, data, X, out, r0, r1):
+    n_vec = X.shape[1]
     for i in range(r0, r1):
         for k in range(indptr[i], indptr[i + 1]):
             a = data[k]
             j = indices[k]
-            for c in range(c0, c1):
+            for c in range(n_vec):
                 out[j, c] += a * X[i, c]
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def csr_spmm_t(indptr, indices, data, X, out, splits):
-    """``out = A.T @ X`` without forming ``A.T``, race-free.
+    """``out = A.T @ X`` without forming ``A.T``.
 
-    ``X`` has shape ``(n_rows, k)``, ``out`` ``(n_cols, k)``.  With several
-    chunks, threads must not scatter into the same output entries:
-
-    * wide ``X`` (at least 8 columns per chunk): chunk ``t`` takes a slice of
-      the dense columns and scans all of ``A``; the slices are disjoint, so no
-      buffer and no reduction are needed (``A`` is re-read per chunk, which is
-      cheap next to the dense traffic);
-    * narrow ``X``: row chunk ``t`` scatters into a private buffer, and the
-      buffers are summed in parallel over output rows.
-
-    A single chunk scatters straight into ``out``.
+    Row chunk ``t`` scatters into a private buffer, so threads never write the
+    same memory; the buffers are then summed in parallel over output rows.
+    With one chunk the scatter goes straight into ``out``.  ``X`` has shape
+    ``(n_rows, k)``, ``out`` ``(n_cols, k)``.
     """
     n_parts = splits.shape[0] - 1
-    n_rows = indptr.shape[0] - 1
-    n_out, n_vec = out.shape
     out[:] = 0
     if n_parts == 1:
-        _spmm_t_rows(indptr, indices, data, X, out, 0, n_rows, 0, n_vec)
+        _spmm_t_rows(indptr, indices, data, X, out, 0, indptr.shape[0] - 1)
         return
-    if n_vec >= 8 * n_parts:
-        for t in prange(n_parts):
-            c0 = (n_vec * t) // n_parts
-            c1 = (n_vec * (t + 1)) // n_parts
-            _spmm_t_rows(indptr, indices, data, X, out, 0, n_rows, c0, c1)
-        return
+    n_out, n_vec = out.shape
     buffers = np.zeros((n_parts - 1, n_out, n_vec), dtype=out.dtype)
     for t in prange(n_parts):
         # chunk 0 writes out directly: one buffer fewer to allocate and reduce
         target = out if t == 0 else buffers[t - 1]
-        _spmm_t_rows(indptr, indices, data, X, target, splits[t], splits[t + 1], 0, n_vec)
+        _spmm_t_rows(indptr, indices, data, X, target, splits[t], splits[t + 1])
     for j in prange(n_out):
         for t in range(n_parts - 1):
             for c in range(n_vec):
