@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (see README.md):
 #   make tour   creates .venv if missing, installs sparseopt, runs `python -m sparseopt`
-#   make test   creates .venv if missing, installs sparseopt[test], runs the whole test suite
+#   make test   creates .venv if missing, installs sparseopt[test], runs ruff and the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -18,6 +18,7 @@ tour: $(STAMP)
 	$(PY) -m sparseopt
 
 test: $(STAMP)
+	$(PY) -m ruff check sparseopt tests asv_benchmarks
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
 lint: $(STAMP)
