@@ -2,7 +2,6 @@
 
 import numpy as np
 
-from sparseopt._backend import get_backend
 from sparseopt.formats._common import (
     array_module,
     check_compressed,
@@ -10,9 +9,10 @@ from sparseopt.formats._common import (
     to_index_arrays,
     value_dtype,
 )
+from sparseopt.formats._compressed import _Compressed
 
 
-class BSR:
+class BSR(_Compressed):
     """Block sparse row matrix on NumPy or CuPy arrays.
 
     The matrix is cut into ``R x C`` blocks; block row ``i`` stores the dense
@@ -46,8 +46,6 @@ class BSR:
     """
 
     format = "bsr"
-    ndim = 2
-    __array_priority__ = 10.1
 
     def __init__(self, arg, shape=None, *, blocksize=None, check=True, copy=False):
         if not (isinstance(arg, tuple) and len(arg) == 3):
@@ -99,10 +97,6 @@ class BSR:
         return (int(self.data.shape[1]), int(self.data.shape[2]))
 
     @property
-    def dtype(self):
-        return self.data.dtype
-
-    @property
     def nnz(self):
         """Stored values (blocks times block size), as scipy counts them."""
         return int(self.data.size)
@@ -111,73 +105,10 @@ class BSR:
     def n_blocks(self):
         return int(self.indices.shape[0])
 
-    @property
-    def index_dtype(self):
-        return self.indices.dtype
-
-    @property
-    def backend(self):
-        return get_backend(self.data)
-
     def __repr__(self):
         return (f"<BSR {self.shape[0]}x{self.shape[1]} blocksize={self.blocksize} "
                 f"blocks={self.n_blocks} dtype={self.dtype} on {self.backend.name}>")
 
-    def _flags(self):
-        if self._sorted is None:
-            self._sorted, self._canonical = self.backend.row_order_flags(
-                self.indptr, self.indices)
-        return self._sorted, self._canonical
-
-    @property
-    def has_sorted_indices(self):
-        return self._flags()[0]
-
-    @property
-    def has_canonical_format(self):
-        """Sorted block indices and no repeated block (cached)."""
-        return self._flags()[1]
-
-    def _trusted(self, data, indices, indptr, *, sorted_=None, canonical=None):
-        out = BSR((data, indices, indptr), self.shape, check=False)
-        out._sorted, out._canonical = sorted_, canonical
-        return out
-
-    def sort_indices(self):
-        """Return a new BSR whose block rows have sorted block column indices."""
-        if self.has_sorted_indices:
-            return self._trusted(self.data, self.indices, self.indptr,
-                                 sorted_=True, canonical=self._canonical)
-        indices, data = self.backend.sort_indices(self.indptr, self.indices, self.data)
-        return self._trusted(data, indices, self.indptr, sorted_=True)
-
-    def sum_duplicates(self):
-        """Return the canonical form: sorted block indices, repeated blocks summed."""
-        if self.has_canonical_format:
-            return self._trusted(self.data, self.indices, self.indptr,
-                                 sorted_=True, canonical=True)
-        s = self.sort_indices()
-        indptr, indices, data = self.backend.sum_duplicates(s.indptr, s.indices, s.data)
-        return self._trusted(data, indices, indptr, sorted_=True, canonical=True)
-
-    canonicalize = sum_duplicates
-
-    def data_as(self, dtype):
-        """``data`` cast to ``dtype`` (cached)."""
-        dtype = np.dtype(dtype)
-        if dtype == self.data.dtype:
-            return self.data
-        if dtype not in self._cast:
-            self._cast[dtype] = self.data.astype(dtype)
-        return self._cast[dtype]
-
-    def astype(self, dtype):
-        return self._trusted(self.data_as(value_dtype(dtype)), self.indices, self.indptr,
-                             sorted_=self._sorted, canonical=self._canonical)
-
-    def copy(self):
-        return self._trusted(self.data.copy(), self.indices.copy(), self.indptr.copy(),
-                             sorted_=self._sorted, canonical=self._canonical)
 
     @classmethod
     def from_scipy(cls, A, blocksize=None):
@@ -214,15 +145,3 @@ class BSR:
         return out.transpose(0, 2, 1, 3).reshape(self.shape)
 
     toarray = todense
-
-    @property
-    def T(self):
-        """The transpose as a lazy view: ``A.T @ X`` runs ``bsr_spmm_t``."""
-        from sparseopt.formats._transpose import TransposedView
-
-        return TransposedView(self)
-
-    def __matmul__(self, other):
-        from sparseopt.linalg import matmul
-
-        return matmul(self, other)

@@ -2,7 +2,6 @@
 
 import numpy as np
 
-from sparseopt._backend import get_backend
 from sparseopt.formats._common import (
     array_module,
     check_compressed,
@@ -10,9 +9,10 @@ from sparseopt.formats._common import (
     to_index_arrays,
     value_dtype,
 )
+from sparseopt.formats._compressed import _Compressed
 
 
-class CSR:
+class CSR(_Compressed):
     """Compressed sparse row matrix on NumPy or CuPy arrays.
 
     Row ``i`` holds the values ``data[indptr[i]:indptr[i+1]]`` in the columns
@@ -58,9 +58,6 @@ class CSR:
     """
 
     format = "csr"
-    ndim = 2
-    # make ndarray @ CSR defer to CSR.__rmatmul__
-    __array_priority__ = 10.1
 
     def __init__(self, arg, shape=None, *, check=True, copy=False):
         if not (isinstance(arg, tuple) and len(arg) == 3):
@@ -100,87 +97,14 @@ class CSR:
 
     # -- basic properties ----------------------------------------------------
     @property
-    def dtype(self):
-        return self.data.dtype
-
-    @property
     def nnz(self):
         return int(self.indices.shape[0])
-
-    @property
-    def index_dtype(self):
-        return self.indices.dtype
-
-    @property
-    def backend(self):
-        """The backend owning the arrays (see :func:`sparseopt.get_backend`)."""
-        return get_backend(self.data)
 
     def __repr__(self):
         return (f"<CSR {self.shape[0]}x{self.shape[1]} nnz={self.nnz} dtype={self.dtype} "
                 f"index={self.index_dtype} on {self.backend.name}>")
 
-    def _flags(self):
-        if self._sorted is None:
-            self._sorted, self._canonical = self.backend.row_order_flags(
-                self.indptr, self.indices)
-        return self._sorted, self._canonical
-
-    @property
-    def has_sorted_indices(self):
-        """Whether the column indices of every row are non-decreasing (cached)."""
-        return self._flags()[0]
-
-    @property
-    def has_canonical_format(self):
-        """Sorted indices and no duplicates (computed once, then cached)."""
-        return self._flags()[1]
-
-    def _trusted(self, data, indices, indptr, *, sorted_=None, canonical=None):
-        out = CSR((data, indices, indptr), self.shape, check=False)
-        out._sorted, out._canonical = sorted_, canonical
-        return out
-
-    # -- canonical form ------------------------------------------------------
-    def sort_indices(self):
-        """Return a new CSR whose rows have sorted column indices (duplicates kept)."""
-        if self.has_sorted_indices:
-            return self._trusted(self.data, self.indices, self.indptr,
-                                 sorted_=True, canonical=self._canonical)
-        indices, data = self.backend.sort_indices(self.indptr, self.indices, self.data)
-        return self._trusted(data, indices, self.indptr, sorted_=True)
-
-    def sum_duplicates(self):
-        """Return the canonical form: sorted indices, duplicates summed."""
-        if self.has_canonical_format:
-            return self._trusted(self.data, self.indices, self.indptr,
-                                 sorted_=True, canonical=True)
-        s = self.sort_indices()
-        indptr, indices, data = self.backend.sum_duplicates(s.indptr, s.indices, s.data)
-        return self._trusted(data, indices, indptr, sorted_=True, canonical=True)
-
-    canonicalize = sum_duplicates
-
     # -- conversions ---------------------------------------------------------
-    def data_as(self, dtype):
-        """``data`` cast to ``dtype`` (cached, so repeated products do not re-cast)."""
-        dtype = np.dtype(dtype)
-        if dtype == self.data.dtype:
-            return self.data
-        if dtype not in self._cast:
-            self._cast[dtype] = self.data.astype(dtype)
-        return self._cast[dtype]
-
-    def astype(self, dtype):
-        """Return a CSR with values of ``dtype`` (float32 or float64)."""
-        return self._trusted(self.data_as(value_dtype(dtype)), self.indices,
-                             self.indptr, sorted_=self._sorted, canonical=self._canonical)
-
-    def copy(self):
-        """Deep copy."""
-        return self._trusted(self.data.copy(), self.indices.copy(), self.indptr.copy(),
-                             sorted_=self._sorted, canonical=self._canonical)
-
     @classmethod
     def from_scipy(cls, A):
         """From any scipy.sparse matrix or array (zero-copy for CSR input)."""
@@ -246,18 +170,6 @@ class CSR:
         return self
 
     # -- products ------------------------------------------------------------
-    @property
-    def T(self):
-        """The transpose as a lazy view: ``A.T @ X`` runs ``spmm_t`` on ``A``."""
-        from sparseopt.formats._transpose import TransposedView
-
-        return TransposedView(self)
-
-    def __matmul__(self, other):
-        from sparseopt.linalg import matmul
-
-        return matmul(self, other)
-
     def __rmatmul__(self, other):
         # X @ A = (A.T @ X.T).T
         from sparseopt.linalg import spmm_t
