@@ -38,14 +38,6 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 MEMORY_LIMIT = 150_000_000
 
-# A worker killed mid-computation is restarted by its nanny, but the computation
-# then never completes within the tests' 300 s timeout here (seen in isolation and
-# in the full suite): the recovery path is broken, so these tests are skipped and
-# issue 11 stays open until it is fixed.
-KILLED_WORKER_BROKEN = pytest.mark.skip(
-    reason="known failure: recovery after a killed worker does not complete (issue 11)")
-
-
 @pytest.fixture(scope="module")
 def client():
     from sparseopt.distributed.preload import warm_kernels
@@ -61,14 +53,17 @@ def client():
         # a (re)started worker joins once the kernels are loaded
         "distributed.worker.preload": ["sparseopt.distributed.preload"],
     }
+    # kept set while the cluster lives: a nanny restarting a killed worker reads the
+    # config again, and a replacement with the default pause threshold (80 % of the
+    # limit, below the ~200 MB of imports) would be paused forever
     with dask.config.set(config):
         cluster = distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, memory_limit=MEMORY_LIMIT,
             dashboard_address=None, silence_logs=40)
-    c = distributed.Client(cluster, set_as_default=False)
-    yield c
-    c.close()
-    cluster.close()
+        c = distributed.Client(cluster, set_as_default=False)
+        yield c
+        c.close()
+        cluster.close()
 
 
 def _compute(x, client):
@@ -319,7 +314,6 @@ def _kill_one_worker(client, delay):
     return t, victim
 
 
-@KILLED_WORKER_BROKEN
 def test_killed_worker_mid_product_is_replaced(client):
     A = _random(80, 30, 0.2, 12)
     x = np.random.default_rng(12).standard_normal(30)
@@ -404,7 +398,6 @@ def test_lasso_on_cluster_equals_single_machine(client):
     np.testing.assert_allclose(model.coef_, res.coef, atol=1e-4)
 
 
-@KILLED_WORKER_BROKEN
 def test_killed_worker_mid_lasso_solve(client):
     from sparseopt.distributed import lasso
 
