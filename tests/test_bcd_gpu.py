@@ -15,89 +15,16 @@ implicit host conversions of strict arrays raise; transfers are counted.
 (``python -m pytest -m gpu tests/test_bcd_gpu.py``).
 """
 
-import contextlib
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sparseopt import _backend, bcd
-from sparseopt._numpy_backend import NumpyBackend
-
-xps = pytest.importorskip("array_api_strict")
+from sparseopt import bcd
+from tests.strict_device import dev, host, strict_device, xps
 
 # the iteration-by-iteration comparisons run a fixed, small number of iterations
 pytestmark = pytest.mark.filterwarnings("ignore:bcd.minimize did not converge")
-
-
-class StrictBackend:
-    """``xp = array_api_strict``; the sparse kernels are the CPU ones behind the device API."""
-
-    name = "array_api_strict"
-
-    def __init__(self):
-        self.xp = xps
-        self._cpu = NumpyBackend()
-        self.n_fetch = 0
-
-    def sync(self):
-        """Nothing queued."""
-
-    def to_numpy(self, a):
-        self.n_fetch += 1
-        return np.array(a._array, copy=True)
-
-    def _run(self, kernel, indptr, indices, data, X, out):
-        host = [np.ascontiguousarray(v._array) for v in (indptr, indices, data, X)]
-        res = np.empty(tuple(out.shape), dtype=host[2].dtype)
-        getattr(self._cpu, kernel)(*host, res)
-        out[...] = xps.asarray(res)
-        return out
-
-    def spmm(self, *args):
-        return self._run("spmm", *args)
-
-    def spmm_t(self, *args):
-        return self._run("spmm_t", *args)
-
-
-def _refuse(*_args, **_kwargs):
-    raise AssertionError("implicit host conversion of a device array inside a solver")
-
-
-@contextlib.contextmanager
-def strict_device():
-    be = StrictBackend()
-    _backend._REGISTRY["array_api_strict"] = _backend._Spec(
-        matches=("array_api_strict",), loader="tests:none", instance=be)
-    cls = type(xps.asarray(0.0))
-    saved = {k: getattr(cls, k) for k in ("__float__", "__int__", "__bool__", "__array__")}
-    try:
-        for k in saved:
-            setattr(cls, k, _refuse)
-        yield be
-    finally:
-        for k, v in saved.items():
-            setattr(cls, k, v)
-        del _backend._REGISTRY["array_api_strict"]
-
-
-class DeviceCSR:
-    format = "csr"
-
-    def __init__(self, A, conv):
-        A = sp.csr_array(A)
-        self.indptr, self.indices, self.data = (conv(A.indptr), conv(A.indices),
-                                                conv(A.data))
-        self.shape = A.shape
-
-
-def dev(a):
-    return DeviceCSR(a, xps.asarray) if sp.issparse(a) else xps.asarray(np.asarray(a))
-
-
-def host(a):
-    return np.array(a._array, copy=True)
 
 
 @pytest.fixture(scope="module")
