@@ -14,6 +14,7 @@ data)`` arrays of its own array library, plus ``sync()``, ``to_numpy`` and
 ``asarray``.
 """
 
+import functools
 import importlib
 from dataclasses import dataclass
 
@@ -91,6 +92,9 @@ def get_backend(*arrays):
         CuPy), naming which argument positions disagree, or if the configured
         ``backend`` (see :func:`sparseopt.set_config`) does not match them.
     """
+    if all(type(a) is np.ndarray for a in arrays):  # the common case, checked cheaply
+        if get_config()["backend"] in ("auto", "numpy"):
+            return _REGISTRY["numpy"].get()
     names = [(i, array_library(a)) for i, a in enumerate(arrays) if a is not None]
     found = sorted({n for _, n in names})
     if len(found) > 1:
@@ -108,6 +112,7 @@ def get_backend(*arrays):
     return _REGISTRY[name].get()
 
 
+@functools.lru_cache(maxsize=64)
 def result_dtype(*dtypes):
     """Floating result dtype of a product: ``np.result_type``, float64 unless float32."""
     dtype = np.result_type(*dtypes)

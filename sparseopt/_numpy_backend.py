@@ -24,19 +24,23 @@ def _n_parts(work):
     return numba.get_num_threads()
 
 
-def _row_splits(indptr, work):
-    """nnz-balanced row chunks, one per thread (a single chunk for small work).
-
-    Balancing by nnz rather than by row count keeps power-law rows from
-    landing on one thread.
-    """
-    parts = _n_parts(work)
-    if parts == 1:
-        return _ONE_CHUNK
-    return _partition.balanced_splits(indptr, parts)
-
-
 _ONE_CHUNK = np.zeros(2, dtype=np.int64)
+
+
+def _run_by_rows(kernel, work, indptr, indices, data, X, out):
+    """Run a row-partitioned kernel over nnz-balanced row chunks, one per thread.
+
+    Balancing by nnz rather than by row count keeps power-law rows from landing
+    on one thread.  Below ``_PARALLEL_MIN_WORK`` multiply-adds the kernel gets a
+    single chunk and runs serially without touching Numba's thread pool, so a
+    small product pays neither the pool's launch nor the thread-count switch.
+    """
+    if work < _PARALLEL_MIN_WORK:
+        kernel(indptr, indices, data, X, out, _ONE_CHUNK)
+        return
+    with numba_threads():
+        splits = _partition.balanced_splits(indptr, numba.get_num_threads())
+        kernel(indptr, indices, data, X, out, splits)
 
 
 def _unsigned(index_array):
@@ -102,40 +106,31 @@ class NumpyBackend:
     @staticmethod
     def spmv(indptr, indices, data, x, out):
         indptr, indices = _unsigned(indptr), _unsigned(indices)
-        with numba_threads():
-            _spmm.csr_spmv(indptr, indices, data, x, out, _row_splits(indptr, indices.shape[0]))
+        _run_by_rows(_spmm.csr_spmv, indices.shape[0], indptr, indices, data, x, out)
         return out
 
     @staticmethod
     def spmm(indptr, indices, data, X, out):
         indptr, indices = _unsigned(indptr), _unsigned(indices)
-        with numba_threads():
-            splits = _row_splits(indptr, indices.shape[0] * X.shape[1])
-            _spmm.csr_spmm(indptr, indices, data, X, out, splits)
+        _run_by_rows(_spmm.csr_spmm, indices.shape[0] * X.shape[1], indptr, indices, data, X, out)
         return out
 
     @staticmethod
     def spmm_t(indptr, indices, data, X, out):
         indptr, indices = _unsigned(indptr), _unsigned(indices)
-        with numba_threads():
-            splits = _row_splits(indptr, indices.shape[0] * X.shape[1])
-            _spmm.csr_spmm_t(indptr, indices, data, X, out, splits)
+        _run_by_rows(_spmm.csr_spmm_t, indices.shape[0] * X.shape[1], indptr, indices, data, X, out)
         return out
 
     @staticmethod
     def bsr_spmm(indptr, indices, data, X, out):
         indptr, indices = _unsigned(indptr), _unsigned(indices)
-        with numba_threads():
-            splits = _row_splits(indptr, data.size * X.shape[1])
-            _bsr.bsr_spmm(indptr, indices, data, X, out, splits)
+        _run_by_rows(_bsr.bsr_spmm, data.size * X.shape[1], indptr, indices, data, X, out)
         return out
 
     @staticmethod
     def bsr_spmm_t(indptr, indices, data, X, out):
         indptr, indices = _unsigned(indptr), _unsigned(indices)
-        with numba_threads():
-            splits = _row_splits(indptr, data.size * X.shape[1])
-            _bsr.bsr_spmm_t(indptr, indices, data, X, out, splits)
+        _run_by_rows(_bsr.bsr_spmm_t, data.size * X.shape[1], indptr, indices, data, X, out)
         return out
 
     @staticmethod

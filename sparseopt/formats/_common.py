@@ -9,6 +9,8 @@ _INT32_MAX = np.iinfo(np.int32).max
 
 def array_module(a):
     """Return ``numpy`` or ``cupy`` for an array, without importing cupy for numpy input."""
+    if type(a) is np.ndarray:
+        return np
     if type(a).__module__.split(".")[0] in ("cupy", "cupyx"):
         return importlib.import_module("cupy")
     return np
