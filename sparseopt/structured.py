@@ -39,6 +39,21 @@ __all__ = ["MonarchApproximation", "MonarchMatrix", "monarch_project"]
 
 _KERNELS = ("auto", "blockdiag", "bsr", "bmm")
 _SMALL_BATCH = 2   # up to this many columns the fused kernel uses plain loops
+_PANEL_BYTES = 16 << 20   # scratch (inner panel) of the fused kernel at most this size
+
+
+def _panel_width(rows, B, itemsize):
+    """Column panel width of the fused kernel: the whole batch unless the
+    ``(rows, B)`` intermediate exceeds ``_PANEL_BYTES``, then a multiple of 16.
+
+    Measured at ``n = 4096``, float32/float64, 4 to 64 blocks: wider panels are
+    never slower (fewer, larger GEMMs); keeping the intermediate in L2 with
+    64-256 columns lost 5-25 %, so panels only bound the scratch memory.
+    """
+    w = _PANEL_BYTES // max(rows * itemsize, 1)
+    if w >= B:
+        return B
+    return max(16, w // 16 * 16)
 
 
 def _blockdiag_bsr(blocks):
@@ -456,11 +471,14 @@ class MonarchMatrix:
                 else:
                     monarch_matmul_small(L, R, lay.rank, X, out)
                 return out
+            rows = R.shape[0] * R.shape[1]          # stacked inner size rank * N
+            w = _panel_width(rows, B, out.itemsize)
+            work = np.empty(rows * w, dtype=dtype)   # NumPy: huge pages for large arrays
             with _blas_threads(self._blas_thread_limit(B)):
                 if t:
-                    monarch_matmul_t(L, R, lay.rank, X, out)
+                    monarch_matmul_t(L, R, lay.rank, X, out, work, w)
                 else:
-                    monarch_matmul(L, R, lay.rank, X, out)
+                    monarch_matmul(L, R, lay.rank, X, out, work, w)
             return out
         if kernel == "bmm":
             if t:

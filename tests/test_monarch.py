@@ -85,7 +85,7 @@ def test_paper_square_case_is_P_L_P_R(rng):
     np.testing.assert_allclose(M.todense(), dense, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("batch", [2, 7, 16])  # 2: loops; 16: padded stride
+@pytest.mark.parametrize("batch", [2, 7, 16])  # 2: loops; 7, 16: BLAS GEMMs
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("case", LAYOUTS)
 def test_products_match_todense(rng, case, kernel, batch):
@@ -102,6 +102,29 @@ def test_products_match_todense(rng, case, kernel, batch):
                                atol=1e-12 * scale)
     np.testing.assert_allclose(M.T.matmul(Y[:, -1], kernel=kernel), D.T @ Y[:, -1],
                                rtol=0, atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize("case", [LAYOUTS[0], LAYOUTS[4], LAYOUTS[6], LAYOUTS[7]])
+def test_products_in_column_panels(rng, case, monkeypatch):
+    # a scratch budget of ~one 16-column panel: 3 panels, the last one ragged
+    import sparseopt.structured as st
+
+    m, n, _, _, N, rank = case
+    monkeypatch.setattr(st, "_PANEL_BYTES", rank * N * 8 * 16)
+    assert st._panel_width(rank * N, 40, 8) == 16
+    M, _, _ = _random_monarch(rng, *case)
+    D = M.todense()
+    X = rng.standard_normal((n, 40))
+    Y = rng.standard_normal((m, 40))
+    scale = np.abs(D).sum(axis=1).max() * max(np.abs(X).max(), np.abs(Y).max())
+    np.testing.assert_allclose(M.matmul(X, kernel="blockdiag"), D @ X, rtol=0,
+                               atol=1e-12 * scale)
+    np.testing.assert_allclose(M.T.matmul(Y, kernel="blockdiag"), D.T @ Y, rtol=0,
+                               atol=1e-12 * scale)
+    M32 = M.astype(np.float32)
+    np.testing.assert_allclose(M32.matmul(X.astype(np.float32), kernel="blockdiag"),
+                               M32.todense().astype(np.float64) @ X.astype(np.float32),
+                               rtol=0, atol=1e-5 * scale)
 
 
 def test_operators_and_transpose(rng):
