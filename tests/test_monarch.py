@@ -208,6 +208,29 @@ def test_product_bad_input(rng):
         M.matmul(np.ones(16), kernel="magic")
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_product_nonfinite_batches(rng, kernel, dtype, bad, monkeypatch):
+    # the fused kernel checks X panel by panel: every row and every panel counts
+    import sparseopt.structured as st
+
+    monkeypatch.setattr(st, "_PANEL_BYTES", 12 * 2 * 8 * 16)   # 16-column panels
+    M, _, _ = _random_monarch(rng, 12, 20, 4, 4, 12, 2, dtype=dtype)
+    Mp = monarch_project(rng.standard_normal((10, 14)), (4, 4), pad=True).astype(dtype)
+    for A, transpose in ((M, False), (M, True), (Mp, False), (Mp, True)):
+        op = A.T if transpose else A
+        for i, j in ((0, 0), (-1, -1), (3, 37), (op.shape[1] // 2, 20)):
+            X = rng.standard_normal((op.shape[1], 40)).astype(dtype)
+            X[i, j] = bad
+            with pytest.raises(ValueError, match="X contains NaN or infinity"):
+                op.matmul(X, kernel=kernel)
+    X = rng.standard_normal((12, 40)).astype(dtype)
+    X[5, 30] = bad
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        X.T @ M                                    # __rmatmul__ goes through M.T
+
+
 def test_constructor_bad_input(rng):
     with pytest.raises(ValueError, match="inner sizes differ"):
         MonarchMatrix(np.ones((4, 4, 4)), np.ones((4, 3, 4)))
