@@ -29,7 +29,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.metrics.pairwise import pairwise_kernels
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -40,6 +40,15 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from sparseopt.solvers._xp_linalg import (
+    csr_matmul,
+    device_backend,
+    fetch,
+    fetch_array,
+    is_sparse_input,
+    onehot,
+    sparse_parts,
+)
 from sparseopt.solvers.sbl import SBLResult, log_marginal_likelihood, sbl_regression
 from sparseopt.solvers.sbl_em import block_sbl
 from sparseopt.solvers.sbl_kron import KroneckerSBLResult, kron_apply, kronecker_sbl
@@ -65,10 +74,11 @@ _KERNELS = {"linear", "rbf", "poly", "sigmoid", "laplacian", "cosine"}
 class _KernelBasisMixin:
     """Basis functions: the features themselves, or kernels at training points."""
 
-    def _kernel_params(self, n_features, X):
+    def _kernel_params(self, n_features, X, var=None):
         gamma = self.gamma
         if gamma == "scale":
-            var = X.power(2).mean() - X.mean() ** 2 if sp.issparse(X) else X.var()
+            if var is None:  # host X (a device X's variance comes fetched)
+                var = X.power(2).mean() - X.mean() ** 2 if sp.issparse(X) else X.var()
             gamma = 1.0 / (n_features * var) if var > 0 else 1.0
         elif gamma == "auto":
             gamma = 1.0 / n_features
@@ -83,6 +93,28 @@ class _KernelBasisMixin:
         return pairwise_kernels(X, centers, metric=self.kernel, filter_params=True,
                                 **self.kernel_params_)
 
+    def _check_kernel_device(self, X):
+        """Refuse what has no device implementation: a callable kernel, a kernel on sparse X."""
+        if self.kernel is None or self.kernel == "precomputed":
+            return
+        if callable(self.kernel):
+            raise ValueError(
+                f"kernel={self.kernel!r}: a callable kernel runs on host (NumPy) arrays "
+                "only; for device arrays compute the Gram matrix on the device and use "
+                f"kernel='precomputed', or use one of {sorted(_KERNELS)}")
+        if is_sparse_input(X) or hasattr(X, "toarray"):
+            raise ValueError(
+                f"kernel={self.kernel!r} needs a dense device X (a sparse device X is "
+                "supported with kernel=None or kernel='precomputed'); densify X or pass "
+                "the Gram matrix with kernel='precomputed'")
+
+    def _basis_device(self, nx, X, centers, same=False):
+        """Device twin of :meth:`_basis`: kernels computed with array-API operations."""
+        if self.kernel is None or self.kernel == "precomputed":
+            return X
+        return _pairwise_kernel_xp(nx.xp, X, centers, self.kernel, same=same,
+                                   **self.kernel_params_)
+
 
 def _prior_params():
     return {
@@ -96,6 +128,208 @@ def _prior_params():
         "n_threads": [None, Interval(numbers.Integral, 1, None, closed="left")],
         "verbose": ["verbose"],
     }
+
+
+# ---------------------------------------------------------------------------
+# device (CuPy / array-API) input: validation and kernels where the data live
+# ---------------------------------------------------------------------------
+def _on_device(**named):
+    """Backend of device arrays among ``named``, ``None`` for host input.
+
+    Host input (NumPy, scipy.sparse, lists, pandas) keeps the scikit-learn path
+    untouched; a mix of host and device arrays is a ``TypeError`` naming which
+    argument is where (:func:`~sparseopt.solvers._xp_linalg.device_backend`).
+    Python numbers (a scalar ``sample_weight``) are neither.
+    """
+    named = {k: v for k, v in named.items() if not isinstance(v, numbers.Number)}
+    if all(v is None or isinstance(v, np.ndarray) or sp.issparse(v)
+           for v in named.values()):
+        return None
+    return device_backend(**named)
+
+
+def _x_dtype(X):
+    """dtype of a device design (its ``data`` when sparse)."""
+    return X.data.dtype if is_sparse_input(X) else X.dtype
+
+
+def _as_float(xp, a, name):
+    """float32/float64 kept, integers and booleans to float64, else ``TypeError``."""
+    if xp.isdtype(a.dtype, "real floating"):
+        if a.dtype != xp.float32 and a.dtype != xp.float64:
+            a = xp.astype(a, xp.float64)
+        return a
+    if xp.isdtype(a.dtype, ("integral", "bool")):
+        return xp.astype(a, xp.float64)
+    raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+
+
+def _check_x_device(nx, est, X, *, reset, accept_sparse=True):
+    """Dtype and shape of a device ``X``, with :func:`validate_data`'s messages.
+
+    The values are checked by :func:`_check_finite_device` (one transfer for
+    all arrays of a call).
+    """
+    xp = nx.xp
+    name = type(est).__name__
+    if is_sparse_input(X) or hasattr(X, "toarray"):
+        if not accept_sparse:
+            raise TypeError("Sparse data was passed for X, but dense data is required. "
+                            "Use '.toarray()' to convert to a dense array.")
+        shape = tuple(int(s) for s in X.shape)
+        if len(shape) != 2:
+            raise ValueError(f"Expected 2D array, got {len(shape)}D array instead")
+        if not xp.isdtype(X.data.dtype, ("real floating", "integral", "bool")):
+            raise TypeError(f"X must hold real numbers, got dtype {X.data.dtype}")
+    else:
+        X = _as_float(xp, X, "X")
+        if X.ndim != 2:
+            raise ValueError(
+                f"Expected 2D array, got {X.ndim}D array instead: X must have shape "
+                f"(n_samples, n_features), got {tuple(X.shape)}")
+        shape = tuple(X.shape)
+    if shape[0] < 1:
+        raise ValueError(f"Found array with {shape[0]} sample(s) (shape={shape}) while a "
+                         f"minimum of 1 is required by {name}.")
+    if shape[1] < 1:
+        raise ValueError(f"Found array with {shape[1]} feature(s) (shape={shape}) while "
+                         f"a minimum of 1 is required by {name}.")
+    if reset:
+        est.n_features_in_ = shape[1]
+        if hasattr(est, "feature_names_in_"):
+            del est.feature_names_in_
+    elif shape[1] != est.n_features_in_:
+        raise ValueError(f"X has {shape[1]} features, but {name} is expecting "
+                         f"{est.n_features_in_} features as input.")
+    return X
+
+
+def _check_y_device(nx, y, n, *, numeric):
+    """A device target as 1-D (a column vector is raveled with a warning)."""
+    xp = nx.xp
+    if y.ndim == 2 and y.shape[1] == 1:
+        warnings.warn("A column-vector y was passed when a 1d array was expected. "
+                      "Please change the shape of y to (n_samples, ), for example "
+                      "using ravel().", DataConversionWarning, stacklevel=4)
+        y = xp.reshape(y, (-1,))
+    elif y.ndim != 1:
+        raise ValueError(f"y should be a 1d array, got an array of shape "
+                         f"{tuple(y.shape)} instead.")
+    if y.shape[0] != n:
+        raise ValueError("Found input variables with inconsistent numbers of samples: "
+                         f"[{n}, {y.shape[0]}]")
+    return _as_float(xp, y, "y") if numeric else y
+
+
+def _check_weight_device(nx, sample_weight, n):
+    """``sample_weight`` on the device as float64 of shape ``(n,)``."""
+    xp = nx.xp
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, numbers.Number):
+        return xp.full(n, float(sample_weight), dtype=xp.float64)
+    if sample_weight.ndim != 1:
+        raise ValueError("Sample weights must be 1D array or scalar")
+    if sample_weight.shape[0] != n:
+        raise ValueError(f"sample_weight.shape == {tuple(sample_weight.shape)}, "
+                         f"expected ({n},)!")
+    return xp.astype(_as_float(xp, sample_weight, "sample_weight"), xp.float64)
+
+
+def _check_finite_device(nx, est, named, extra=()):
+    """``ValueError`` with scikit-learn's message if a named device array is not finite.
+
+    ``named`` maps ``"X"``/``"y"`` to dense or sparse device arrays (integer
+    arrays are skipped); ``extra`` are further device scalars fetched in the
+    same transfer (one synchronisation per call), returned as floats.
+    """
+    xp = nx.xp
+    checks, flags = [], []
+    for label, a in named.items():
+        data = a.data if is_sparse_input(a) else a
+        if xp.isdtype(data.dtype, "real floating") and data.size:
+            checks.append((label, "float32" if data.dtype == xp.float32 else "float64"))
+            flags += [xp.any(xp.isnan(data)), xp.any(~xp.isfinite(data))]
+    values = fetch(nx, *flags, *extra) if flags or extra else ()
+    for i, (label, dt) in enumerate(checks):
+        has_nan, bad = values[2 * i], values[2 * i + 1]
+        if has_nan:
+            msg = f"Input {label} contains NaN."
+            if label == "X":
+                msg += (f"\n{type(est).__name__} does not accept missing values encoded "
+                        "as NaN natively.")
+            raise ValueError(msg)
+        if bad:
+            raise ValueError(f"Input {label} contains infinity or a value too large for "
+                             f"dtype('{dt}').")
+    return values[2 * len(checks):]
+
+
+def _variance_xp(xp, X):
+    """Variance of all entries of a device ``X`` (implicit zeros of a sparse one included)."""
+    if not is_sparse_input(X):
+        return xp.var(xp.astype(X, xp.float64))
+    data = xp.astype(X.data, xp.float64)
+    size = X.shape[0] * X.shape[1]
+    return xp.sum(data * data) / size - (xp.sum(data) / size) ** 2
+
+
+def _select_columns_xp(nx, X, idx):
+    """Dense ``X[:, idx]`` of a dense or sparse device ``X`` (sparse: one SpMM)."""
+    xp = nx.xp
+    if not is_sparse_input(X):
+        return xp.take(X, idx, axis=1)
+    csr = sparse_parts(nx, X)
+    return csr_matmul(nx, csr, onehot(xp, idx, X.shape[1], dtype=csr[2].dtype))
+
+
+def _row_norms_sq(xp, A):
+    return xp.sum(A * A, axis=1)
+
+
+def _pairwise_kernel_xp(xp, X, Y, metric, *, gamma, degree, coef0, same=False):
+    """``K(X, Y)`` on the device, in float64, cast to ``X``'s dtype.
+
+    The formulas of :mod:`sklearn.metrics.pairwise`: ``rbf`` from
+    ``‖x‖² + ‖y‖² − 2 xᵀy`` clipped at 0 (zero diagonal when ``Y is X``),
+    ``laplacian`` from L1 distances (row blocks bound the ``n × m × p``
+    temporary), ``cosine`` on rows scaled to unit norm (zero rows stay zero).
+    """
+    dt = X.dtype
+    A = xp.astype(X, xp.float64)
+    B = A if same else xp.astype(Y, xp.float64)
+    if metric == "laplacian":
+        step = max(1, 2**22 // max(1, B.shape[0] * B.shape[1]))
+        n = A.shape[0]
+        D = xp.concat([xp.sum(xp.abs(A[s:min(s + step, n), None, :] - B[None, :, :]),
+                              axis=2) for s in range(0, n, step)], axis=0)
+        return xp.astype(xp.exp(-gamma * D), dt)
+    if metric == "cosine":
+        def unit(M):
+            nrm = xp.sqrt(_row_norms_sq(xp, M))
+            return M / xp.where(nrm == 0, 1.0, nrm)[:, None]
+        A = unit(A)
+        B = A if same else unit(B)
+    G = A @ B.T
+    if metric in ("linear", "cosine"):
+        K = G
+    elif metric == "poly":
+        K = (gamma * G + coef0) ** degree
+    elif metric == "sigmoid":
+        K = xp.tanh(gamma * G + coef0)
+    else:  # rbf
+        D = -2.0 * G + _row_norms_sq(xp, A)[:, None] + _row_norms_sq(xp, B)[None, :]
+        D = xp.maximum(D, 0.0)
+        if same:
+            D = xp.where(xp.eye(D.shape[0], dtype=xp.float64) == 1, 0.0, D)
+        K = xp.exp(-gamma * D)
+    return xp.astype(K, dt)
+
+
+def _expit_xp(xp, t):
+    """The logistic sigmoid without overflow."""
+    e = xp.exp(-xp.abs(t))
+    return xp.where(t >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 class SparseBayesianRegression(_KernelBasisMixin, RegressorMixin, BaseEstimator):
@@ -243,20 +477,29 @@ class SparseBayesianRegression(_KernelBasisMixin, RegressorMixin, BaseEstimator)
         -------
         self
         """
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"],
-                             dtype=[np.float64, np.float32], y_numeric=True)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        self.kernel_params_ = self._kernel_params(X.shape[1], X)
+        nx = _on_device(X=X, y=y, sample_weight=sample_weight)
+        if nx is None:
+            X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"],
+                                 dtype=[np.float64, np.float32], y_numeric=True)
+            if sample_weight is not None:
+                sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            self.kernel_params_ = self._kernel_params(X.shape[1], X)
+        else:
+            X, y, sample_weight = self._validate_device(nx, X, y, sample_weight)
         if self.kernel == "precomputed" and X.shape[0] != X.shape[1]:
             raise ValueError(
-                f"kernel='precomputed' needs a square Gram matrix X, got {X.shape}")
-        Phi = self._basis(X, X)
-        if self.kernel is not None:
-            Phi = np.asarray(Phi, dtype=X.dtype)
+                f"kernel='precomputed' needs a square Gram matrix X, got {tuple(X.shape)}")
+        if nx is None:
+            Phi = self._basis(X, X)
+            if self.kernel is not None:
+                Phi = np.asarray(Phi, dtype=X.dtype)
+            y = y.astype(X.dtype, copy=False)
+        else:
+            Phi = self._basis_device(nx, X, X, same=True)
+            y = nx.xp.astype(y, _x_dtype(X))
         opts = {"prune": self.prune} if self.solver == "em" else {}
         res = sbl_regression(
-            Phi, y.astype(X.dtype, copy=False), solver=self.solver,
+            Phi, y, solver=self.solver,
             noise_variance=self.noise_variance, fit_intercept=self.fit_intercept,
             sample_weight=sample_weight, tol=self.tol, max_iter=self.max_iter,
             n_threads=self.n_threads, verbose=self.verbose, callback=callback, **opts)
@@ -271,10 +514,30 @@ class SparseBayesianRegression(_KernelBasisMixin, RegressorMixin, BaseEstimator)
         self.scores_ = res.history["log_marginal_likelihood"]
         self.log_marginal_likelihood_ = res.log_marginal_likelihood
         self.n_iter_ = res.n_iter
-        if self.kernel not in (None, "precomputed"):
-            self.relevance_vectors_ = X[self.active_]
-        self._x_offset = res.x_offset[self.active_] if self.fit_intercept else None
+        if nx is None:
+            if self.kernel not in (None, "precomputed"):
+                self.relevance_vectors_ = X[self.active_]
+            self._x_offset = res.x_offset[self.active_] if self.fit_intercept else None
+        else:  # device fit: the fitted arrays stay on the device
+            xp = nx.xp
+            if self.kernel not in (None, "precomputed"):
+                self.relevance_vectors_ = xp.take(X, self.active_, axis=0)
+            self._x_offset = (xp.take(res.x_offset, self.active_) if self.fit_intercept
+                              else None)
         return self
+
+    def _validate_device(self, nx, X, y, sample_weight):
+        """Device twin of ``validate_data`` (same messages); sets ``kernel_params_``."""
+        self._check_kernel_device(X)
+        X = _check_x_device(nx, self, X, reset=True)
+        y = _check_y_device(nx, y, X.shape[0], numeric=True)
+        sample_weight = _check_weight_device(nx, sample_weight, X.shape[0])
+        scale = self.gamma == "scale"
+        var = _check_finite_device(nx, self, {"X": X, "y": y},
+                                   (_variance_xp(nx.xp, X),) if scale else ())
+        self.kernel_params_ = self._kernel_params(X.shape[1], X,
+                                                  var=var[0] if scale else None)
+        return X, y, sample_weight
 
     def _active_basis(self, X):
         """Active basis functions of X, centred like the training design."""
@@ -302,6 +565,9 @@ class SparseBayesianRegression(_KernelBasisMixin, RegressorMixin, BaseEstimator)
         y_std : ndarray of shape (n_samples,), only with ``return_std``
         """
         check_is_fitted(self)
+        nx = _on_device(X=X, coef_=self.coef_)
+        if nx is not None:
+            return self._predict_device(nx, X, return_std)
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                           dtype=[np.float64, np.float32])
         B = self._active_basis(X)
@@ -313,6 +579,26 @@ class SparseBayesianRegression(_KernelBasisMixin, RegressorMixin, BaseEstimator)
             B = B - self._x_offset
         var = np.einsum("ij,ij->i", B @ self.sigma_, B) + self.noise_variance_
         return y_mean, np.sqrt(var).astype(X.dtype, copy=False)
+
+    def _predict_device(self, nx, X, return_std):
+        """:meth:`predict` for a device ``X`` and a device fit: no host round trip."""
+        xp = nx.xp
+        self._check_kernel_device(X)
+        X = _check_x_device(nx, self, X, reset=False)
+        _check_finite_device(nx, self, {"X": X})
+        dt = _x_dtype(X)
+        if self.kernel is None or self.kernel == "precomputed":
+            B = _select_columns_xp(nx, X, self.active_)
+        else:
+            B = _pairwise_kernel_xp(xp, X, self.relevance_vectors_, self.kernel,
+                                    **self.kernel_params_)
+        y_mean = xp.astype(B @ xp.take(self.coef_, self.active_) + self.intercept_, dt)
+        if not return_std:
+            return y_mean
+        if self._x_offset is not None:
+            B = B - self._x_offset
+        var = xp.sum((B @ self.sigma_) * B, axis=1) + self.noise_variance_
+        return y_mean, xp.astype(xp.sqrt(var), dt)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -425,6 +711,9 @@ class RelevanceVectorClassifier(_KernelBasisMixin, ClassifierMixin, BaseEstimato
         -------
         self
         """
+        nx = _on_device(X=X, y=y, sample_weight=sample_weight)
+        if nx is not None:
+            return self._fit_device(nx, X, y, sample_weight, callback)
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"],
                              dtype=[np.float64, np.float32])
         check_classification_targets(y)
@@ -446,18 +735,8 @@ class RelevanceVectorClassifier(_KernelBasisMixin, ClassifierMixin, BaseEstimato
             Phi = np.asarray(Phi, dtype=X.dtype)
         targets = ([y_idx == 1] if self.classes_.size == 2
                    else [y_idx == k for k in range(self.classes_.size)])
-        opts = {}
-        if self.tol is not None:
-            opts["tol"] = self.tol
-        if self.max_iter is not None:
-            opts["max_iter"] = self.max_iter
-        self.results_ = [
-            rvm_classification(Phi, tk.astype(np.float64), sample_weight=sample_weight,
-                               fit_intercept=self.fit_intercept,
-                               n_threads=self.n_threads, verbose=self.verbose,
-                               callback=callback, **opts)
-            for tk in targets
-        ]
+        self._solve(Phi, [tk.astype(np.float64) for tk in targets], sample_weight,
+                    callback)
         res = self.results_
         self.coef_ = np.vstack([r.x for r in res])
         self.intercept_ = np.array([r.intercept for r in res], dtype=X.dtype)
@@ -471,6 +750,103 @@ class RelevanceVectorClassifier(_KernelBasisMixin, ClassifierMixin, BaseEstimato
             self.relevance_vectors_ = X[self.support_]
         return self
 
+    def _solve(self, Phi, targets, sample_weight, callback):
+        """One binary RVM per target (0/1 float64 arrays, host or device)."""
+        opts = {}
+        if self.tol is not None:
+            opts["tol"] = self.tol
+        if self.max_iter is not None:
+            opts["max_iter"] = self.max_iter
+        self.results_ = [
+            rvm_classification(Phi, tk, sample_weight=sample_weight,
+                               fit_intercept=self.fit_intercept,
+                               n_threads=self.n_threads, verbose=self.verbose,
+                               callback=callback, **opts)
+            for tk in targets
+        ]
+
+    def _fit_device(self, nx, X, y, sample_weight, callback):
+        """:meth:`fit` for device arrays: labels, kernel and fitted arrays on the device.
+
+        ``classes_`` is ``unique_inverse(y)``'s (sorted) values; a floating
+        ``y`` with non-integral values is a continuous target, refused as by
+        :func:`~sklearn.utils.multiclass.check_classification_targets`.
+        """
+        xp = nx.xp
+        self._check_kernel_device(X)
+        X = _check_x_device(nx, self, X, reset=True)
+        n = X.shape[0]
+        y = _check_y_device(nx, y, n, numeric=False)
+        if not xp.isdtype(y.dtype, ("real floating", "integral", "bool")):
+            raise ValueError(f"Unknown label type: y has dtype {y.dtype}")
+        sample_weight = _check_weight_device(nx, sample_weight, n)
+        extra = [_variance_xp(xp, X) if self.gamma == "scale" else 0.0]
+        if xp.isdtype(y.dtype, "real floating"):
+            extra.append(xp.any(y != xp.round(y)))
+        var, *continuous = _check_finite_device(nx, self, {"X": X, "y": y}, extra)
+        if continuous and continuous[0]:
+            raise ValueError(
+                "Unknown label type: continuous. Maybe you are trying to fit a "
+                "classifier, which expects discrete classes on a regression target "
+                "with continuous values.")
+        classes, y_idx = xp.unique_inverse(y)
+        k = int(classes.shape[0])
+        if sample_weight is None or k < 2:
+            present = k
+        else:
+            hit = (y_idx[:, None] == xp.arange(k, dtype=y_idx.dtype)[None, :]) & \
+                (sample_weight > 0)[:, None]
+            present_mask = xp.any(hit, axis=0)
+            (present,) = fetch(nx, xp.sum(xp.astype(present_mask, xp.int64)))
+        if present < 2:
+            first = fetch_array(nx, classes if present == k else
+                                classes[xp.nonzero(present_mask)[0]])[:1]
+            raise ValueError(
+                "RelevanceVectorClassifier needs samples of at least 2 classes (with "
+                f"positive weight); the data contains only one class: {first!r}")
+        if self.kernel == "precomputed" and X.shape[0] != X.shape[1]:
+            raise ValueError(
+                f"kernel='precomputed' needs a square Gram matrix X, got {tuple(X.shape)}")
+        self.classes_ = classes
+        self.kernel_params_ = self._kernel_params(X.shape[1], X, var=var)
+        Phi = self._basis_device(nx, X, X, same=True)
+        targets = [y_idx == 1] if k == 2 else [y_idx == j for j in range(k)]
+        self._solve(Phi, [xp.astype(t, xp.float64) for t in targets], sample_weight,
+                    callback)
+        res = self.results_
+        self.coef_ = xp.stack([r.x for r in res])
+        self.intercept_ = xp.asarray([r.intercept for r in res], dtype=_x_dtype(X))
+        self.lambda_ = xp.stack([r.alpha for r in res])
+        self.active_ = [r.active for r in res]
+        self.sigma_ = [r.sigma for r in res]
+        self.log_marginal_likelihood_ = np.array([r.log_marginal_likelihood for r in res])
+        self.n_iter_ = np.array([r.n_iter for r in res])
+        self.support_ = xp.sort(xp.unique_values(xp.concat(self.active_)))
+        if self.kernel not in (None, "precomputed"):
+            self.relevance_vectors_ = xp.take(X, self.support_, axis=0)
+        return self
+
+    def _latent_device(self, nx, X):
+        """:meth:`_latent` for a device ``X`` and a device fit."""
+        xp = nx.xp
+        self._check_kernel_device(X)
+        X = _check_x_device(nx, self, X, reset=False)
+        _check_finite_device(nx, self, {"X": X})
+        if self.kernel is None or self.kernel == "precomputed":
+            B = _select_columns_xp(nx, X, self.support_)
+        else:
+            B = _pairwise_kernel_xp(xp, X, self.relevance_vectors_, self.kernel,
+                                    **self.kernel_params_)
+        mean = B @ xp.take(self.coef_, self.support_, axis=1).T + self.intercept_
+        var = []
+        for r in self.results_:
+            Bk = xp.take(B, xp.searchsorted(self.support_, r.active), axis=1)
+            if r.bias_active:
+                Bk = xp.concat([Bk, xp.ones((Bk.shape[0], 1), dtype=Bk.dtype)], axis=1)
+            var.append(xp.sum((Bk @ r.sigma) * Bk, axis=1))
+        var = xp.astype(xp.stack(var, axis=1), mean.dtype)
+        return xp.astype(mean, _x_dtype(X)), var
+
     def _support_basis(self, X):
         if self.kernel is None or self.kernel == "precomputed":
             B = X[:, self.support_]
@@ -482,6 +858,9 @@ class RelevanceVectorClassifier(_KernelBasisMixin, ClassifierMixin, BaseEstimato
     def _latent(self, X):
         """Posterior mean and variance of each problem's latent function."""
         check_is_fitted(self)
+        nx = _on_device(X=X, coef_=self.coef_)
+        if nx is not None:
+            return self._latent_device(nx, X)
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                           dtype=[np.float64, np.float32])
         B = self._support_basis(X)
@@ -511,6 +890,10 @@ class RelevanceVectorClassifier(_KernelBasisMixin, ClassifierMixin, BaseEstimato
 
     def _moderated(self, X):
         mean, var = self._latent(X)
+        nx = _on_device(mean=mean)
+        if nx is not None:
+            xp = nx.xp
+            return mean / xp.astype(xp.sqrt(1.0 + np.pi * var / 8.0), mean.dtype)
         return mean / np.sqrt(1.0 + np.pi * var / 8.0).astype(mean.dtype)
 
     def predict_proba(self, X):
@@ -524,7 +907,16 @@ class RelevanceVectorClassifier(_KernelBasisMixin, ClassifierMixin, BaseEstimato
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        p = expit(self._moderated(X))
+        z = self._moderated(X)
+        nx = _on_device(z=z)
+        if nx is not None:
+            xp = nx.xp
+            p = _expit_xp(xp, z)
+            if z.shape[1] == 1:
+                return xp.stack([1.0 - p[:, 0], p[:, 0]], axis=1)
+            total = xp.sum(p, axis=1, keepdims=True)
+            return p / xp.where(total == 0, 1.0, total)
+        p = expit(z)
         if self.classes_.size == 2:
             return np.column_stack([1.0 - p[:, 0], p[:, 0]])
         total = p.sum(axis=1, keepdims=True)
@@ -533,12 +925,22 @@ class RelevanceVectorClassifier(_KernelBasisMixin, ClassifierMixin, BaseEstimato
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
+        proba = self.predict_proba(X)
+        nx = _on_device(proba=proba)
+        if nx is not None:
+            return nx.xp.log(proba)
         with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
+            return np.log(proba)
 
     def predict(self, X):
         """Most probable class (sign of the latent mean for two classes)."""
         z = self._moderated(X)
+        nx = _on_device(z=z)
+        if nx is not None:
+            xp = nx.xp
+            idx = (xp.astype(z[:, 0] > 0, xp.int64) if z.shape[1] == 1
+                   else xp.argmax(z, axis=1))
+            return xp.take(self.classes_, idx)
         if self.classes_.size == 2:
             return self.classes_[(z[:, 0] > 0).astype(int)]
         return self.classes_[np.argmax(z, axis=1)]
@@ -626,7 +1028,12 @@ class KroneckerSBL(TransformerMixin, BaseEstimator):
         self.n_threads = n_threads
         self.verbose = verbose
 
-    def _code(self, X):
+    def _code(self, X, nx=None):
+        if nx is None:
+            rows = list(np.asarray(X, dtype=np.float64))
+        else:  # device signals: each row coded by the device solver
+            X64 = nx.xp.astype(X, nx.xp.float64)
+            rows = [X64[i, :] for i in range(X.shape[0])]
         with warnings.catch_warnings():   # one warning for all signals, below
             warnings.simplefilter("ignore", ConvergenceWarning)
             results = [
@@ -635,7 +1042,7 @@ class KroneckerSBL(TransformerMixin, BaseEstimator):
                               block_sizes=self.block_sizes, tol=self.tol,
                               max_iter=self.max_iter, prune=self.prune,
                               n_threads=self.n_threads, verbose=self.verbose)
-                for row in np.asarray(X, dtype=np.float64)
+                for row in rows
             ]
         n_bad = sum(not r.converged for r in results)
         if n_bad:
@@ -643,10 +1050,23 @@ class KroneckerSBL(TransformerMixin, BaseEstimator):
                 f"KroneckerSBL: {n_bad} of {len(results)} signals did not converge in "
                 f"max_iter={self.max_iter} iterations (tol={self.tol}); increase "
                 "max_iter or loosen tol", ConvergenceWarning, stacklevel=3)
+        if nx is not None:
+            xp = nx.xp
+            return xp.astype(xp.stack([r.x for r in results]), X.dtype), results
         N = int(np.prod([np.shape(A)[1] for A in self.factors]))
         codes = (np.vstack([r.x for r in results]) if results
                  else np.zeros((0, N)))
         return codes.astype(X.dtype, copy=False), results
+
+    def _factor_list(self):
+        f = self.factors
+        return list(f) if isinstance(f, list | tuple) else f
+
+    def _validate_device(self, nx, X, reset):
+        """Device twin of ``validate_data`` for the signals (same messages)."""
+        X = _check_x_device(nx, self, X, reset=reset, accept_sparse=False)
+        _check_finite_device(nx, self, {"X": X})
+        return X
 
     def _check_shape(self, X):
         M = int(np.prod([np.shape(A)[0] for A in self.factors]))
@@ -668,9 +1088,13 @@ class KroneckerSBL(TransformerMixin, BaseEstimator):
         -------
         self
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        nx = _on_device(X=X, factors=self._factor_list())
+        if nx is None:
+            X = validate_data(self, X, dtype=[np.float64, np.float32])
+        else:
+            X = self._validate_device(nx, X, reset=True)
         self._check_shape(X)
-        self.coef_, results = self._code(X)
+        self.coef_, results = self._code(X, nx)
         self.gammas_ = [r.gammas for r in results]
         self.noise_variance_ = np.array([r.noise_variance for r in results])
         self.n_iter_ = max((r.n_iter for r in results), default=0)
@@ -689,6 +1113,9 @@ class KroneckerSBL(TransformerMixin, BaseEstimator):
         ndarray of shape (n_signals, N)
         """
         check_is_fitted(self)
+        nx = _on_device(X=X, factors=self._factor_list())
+        if nx is not None:
+            return self._code(self._validate_device(nx, X, reset=False), nx)[0]
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         return self._code(X)[0]
 
@@ -700,6 +1127,9 @@ class KroneckerSBL(TransformerMixin, BaseEstimator):
         ndarray of shape (n_codes, M)
         """
         check_is_fitted(self)
+        nx = _on_device(X=X, factors=self._factor_list())
+        if nx is not None:
+            return self._inverse_device(nx, X)
         X = check_array(X, dtype=[np.float64, np.float32])
         if X.shape[1] != self.n_components_:
             raise ValueError(f"codes must have {self.n_components_} columns, got "
@@ -708,6 +1138,28 @@ class KroneckerSBL(TransformerMixin, BaseEstimator):
         out = [kron_apply(factors, row) for row in X.astype(np.float64)]
         M = int(np.prod([A.shape[0] for A in factors]))
         return (np.vstack(out) if out else np.zeros((0, M))).astype(X.dtype, copy=False)
+
+    def _inverse_device(self, nx, X):
+        """:meth:`inverse_transform` of device codes with device factors."""
+        from sparseopt.solvers.sbl_xp_kron import kron_apply_xp
+
+        xp = nx.xp
+        X = _as_float(xp, X, "X")
+        if X.ndim != 2:
+            raise ValueError(f"Expected 2D array, got {X.ndim}D array instead")
+        if X.shape[0] < 1:
+            raise ValueError(f"Found array with 0 sample(s) (shape={tuple(X.shape)}) while "
+                             "a minimum of 1 is required.")
+        if X.shape[1] != self.n_components_:
+            raise ValueError(f"codes must have {self.n_components_} columns, got "
+                             f"{X.shape[1]}")
+        _check_finite_device(nx, self, {"X": X})
+        factors = [xp.astype(A, xp.float64) for A in self._factor_list()]
+        X64 = xp.astype(X, xp.float64)
+        M = int(np.prod([A.shape[0] for A in factors]))
+        out = [kron_apply_xp(xp, factors, X64[i, :]) for i in range(X.shape[0])]
+        out = xp.stack(out) if out else xp.zeros((0, M), dtype=xp.float64)
+        return xp.astype(out, X.dtype)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
