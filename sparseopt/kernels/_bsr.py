@@ -13,6 +13,8 @@ per chunk, then reduces, as the CSR kernel does.
 import numpy as np
 from numba import njit, prange
 
+from sparseopt.kernels._spmm import add_buffers
+
 
 @njit(cache=True, nogil=True)
 def _bsr_rows(indptr, indices, data, X, out, b0, b1):
@@ -99,7 +101,4 @@ def bsr_spmm_t(indptr, indices, data, X, out, splits):
     for t in prange(n_parts):
         target = out if t == 0 else buffers[t - 1]
         _bsr_t_rows(indptr, indices, data, X, target, splits[t], splits[t + 1])
-    for j in prange(n_out):
-        for t in range(n_parts - 1):
-            for c in range(n_vec):
-                out[j, c] += buffers[t, j, c]
+    add_buffers(out, buffers)

@@ -78,6 +78,19 @@ def csr_spmm(indptr, indices, data, X, out, splits):
         _spmm_rows(indptr, indices, data, X, out, splits[t], splits[t + 1])
 
 
+@njit(cache=True, nogil=True, parallel=True)
+def add_buffers(out, buffers):
+    """``out += buffers.sum(axis=0)``, in parallel over the rows of ``out``.
+
+    The reduction step of the transposed kernels, whose row chunks scatter into
+    private buffers.
+    """
+    for j in prange(out.shape[0]):
+        for t in range(buffers.shape[0]):
+            for c in range(out.shape[1]):
+                out[j, c] += buffers[t, j, c]
+
+
 @njit(cache=True, nogil=True)
 def _spmm_t_rows(indptr, indices, data, X, out, r0, r1):
     n_vec = X.shape[1]
@@ -109,7 +122,4 @@ def csr_spmm_t(indptr, indices, data, X, out, splits):
         # chunk 0 writes out directly: one buffer fewer to allocate and reduce
         target = out if t == 0 else buffers[t - 1]
         _spmm_t_rows(indptr, indices, data, X, target, splits[t], splits[t + 1])
-    for j in prange(n_out):
-        for t in range(n_parts - 1):
-            for c in range(n_vec):
-                out[j, c] += buffers[t, j, c]
+    add_buffers(out, buffers)
