@@ -57,7 +57,9 @@ __all__ = [
     "blocks_to_dense",
     "dense_to_slabs",
     "monarch_matmul_reference",
+    "monarch_matmul_strided",
     "monarch_rmatmul_reference",
+    "monarch_rmatmul_strided",
     "project_blocks",
     "slab_factors",
 ]
@@ -358,6 +360,62 @@ def monarch_rmatmul_reference(Lb, Rb, layout, Y):
     U = np.matmul(Lb.transpose(0, 2, 1), Z).reshape(-1, B)        # L input order
     V = U[layout.mid_dst()].reshape(k, -1, B)                     # stacked R rows
     return np.matmul(Rb.transpose(0, 2, 1), V).reshape(k * p, B)
+
+
+# ---------------------------------------------------------------------------
+# batched matmuls with the permutations in the strides (NumPy, rank 1)
+# ---------------------------------------------------------------------------
+def monarch_matmul_strided(Lb, Rb, layout, X, out, w):
+    """``out = M @ X`` (rank 1) by batched ``np.matmul`` on strided views, no copies.
+
+    With one term the inner vector of index ``t = rr * l + ll`` is row ``t`` of
+    ``Y = R X``, so ``L`` block ``ll`` reads ``Y.reshape(r, l, B)[:, ll]`` and
+    writes ``out.reshape(s, l, B)[:, ll]``: 2-D slices with unit last stride
+    and a row stride of ``l * B``, which ``np.matmul`` hands to BLAS ``?gemm``
+    as they are (leading dimension), one call per block.  Column panels of
+    width ``w`` bound the intermediate to ``N * w`` elements (the whole batch
+    when ``w >= B``).  ``X`` ``(n, B)`` and ``out`` ``(m, B)`` C-contiguous, one
+    float dtype.
+    """
+    if layout.rank != 1:
+        raise ValueError("the strided formulation needs rank 1")
+    k, p, l, s = layout.nblocks_in, layout.block_in, layout.nblocks_out, layout.block_out
+    N, Q, r = layout.inner, layout.q, layout.r
+    B = X.shape[1]
+    w = min(w, B)
+    Y = np.empty((N, w), dtype=out.dtype)
+    X3 = X.reshape(k, p, B)
+    O3 = out.reshape(s, l, B).transpose(1, 0, 2)                  # (l, s, B) view
+    for c0 in range(0, B, w):
+        c1 = min(c0 + w, B)
+        wc = c1 - c0
+        Yk = Y.reshape(k, Q, w)[:, :, :wc]
+        np.matmul(Rb, X3[:, :, c0:c1], out=Yk)
+        Yl = Y.reshape(r, l, w)[:, :, :wc].transpose(1, 0, 2)      # (l, r, wc) view
+        np.matmul(Lb, Yl, out=O3[:, :, c0:c1])
+    return out
+
+
+def monarch_rmatmul_strided(Lb, Rb, layout, Y, out, w):
+    """``out = M.T @ Y`` (rank 1), the transposed products of :func:`monarch_matmul_strided`."""
+    if layout.rank != 1:
+        raise ValueError("the strided formulation needs rank 1")
+    k, p, l, s = layout.nblocks_in, layout.block_in, layout.nblocks_out, layout.block_out
+    N, Q, r = layout.inner, layout.q, layout.r
+    B = Y.shape[1]
+    w = min(w, B)
+    Z = np.empty((N, w), dtype=out.dtype)
+    Y3 = Y.reshape(s, l, B).transpose(1, 0, 2)                    # (l, s, B) view
+    O3 = out.reshape(k, p, B)
+    Lt = Lb.transpose(0, 2, 1)
+    Rt = Rb.transpose(0, 2, 1)
+    for c0 in range(0, B, w):
+        c1 = min(c0 + w, B)
+        wc = c1 - c0
+        Zl = Z.reshape(r, l, w)[:, :, :wc].transpose(1, 0, 2)      # (l, r, wc) view
+        np.matmul(Lt, Y3[:, :, c0:c1], out=Zl)
+        np.matmul(Rt, Z.reshape(k, Q, w)[:, :, :wc], out=O3[:, :, c0:c1])
+    return out
 
 
 def default_nblocks(m, n):
