@@ -409,16 +409,50 @@ def test_logistic_alpha_max_gives_zero():
 
 
 def test_screening_and_anderson_do_not_change_the_solution():
-    from sparseopt.solvers.regression import l1_penalty, prepare_design, solve
+    from sparseopt.solvers.regression import l1_penalty, prepare_design, solve_path
     X, y = _data(n=50, p=300, seed=11)
     d = prepare_design(X, y)
-    pen = l1_penalty(0.2)
-    r1 = solve(d, pen, tol=1e-12)
-    r2 = solve(d, pen, tol=1e-12, screening=False, anderson_k=0)
-    assert r1.n_screened > 0
-    assert r2.n_screened == 0
-    np.testing.assert_allclose(r1.x, r2.x, atol=1e-8)
-    np.testing.assert_allclose(r1.intercept, r2.intercept, atol=1e-8)
+    pen = l1_penalty(1.0)
+    alphas = pen.alpha_max(d.grad0, d.lips) * np.geomspace(1.0, 0.05, 10)
+    # a small first working set, so that several outer iterations (and thus
+    # screening steps) run
+    r1 = solve_path(d, pen, alphas, tol=1e-12, p0=10)
+    r2 = solve_path(d, pen, alphas, tol=1e-12, p0=10, screening=False,
+                    anderson_k=0)
+    assert sum(r.n_screened for r in r1.results) > 0
+    assert all(r.n_screened == 0 for r in r2.results)
+    np.testing.assert_allclose(r1.coefs, r2.coefs, atol=1e-8)
+    np.testing.assert_allclose(r1.intercepts, r2.intercepts, atol=1e-8)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize(("fit_intercept", "weighted", "l1_ratio", "positive"),
+                         [(True, True, 1.0, False), (False, False, 0.5, False),
+                          (True, False, 1.0, True)])
+def test_lazy_outer_check_reports_the_full_pass_gap(sparse, fit_intercept, weighted,
+                                                    l1_ratio, positive):
+    """The Lasso / elastic-net outer check skips the dot products of features
+    whose drift bound keeps them below alpha; the gap it reports must be the
+    one of a full pass over the design at the returned point."""
+    from sparseopt.solvers.regression import l1_penalty, prepare_design, solve_path
+    from sparseopt.solvers.regression._solver import _duality_gap, _gradient_and_dual
+    X, y = _sparse_data() if sparse else _data()
+    sw = np.random.default_rng(4).uniform(0.2, 2.0, len(y)) if weighted else None
+    d = prepare_design(X, y, sample_weight=sw, fit_intercept=fit_intercept)
+    pen = l1_penalty(1.0, l1_ratio, positive)
+    alphas = pen.alpha_max(d.grad0, d.lips) * np.geomspace(0.9, 0.02, 8)
+    tol = 1e-9
+    path = solve_path(d, pen, alphas, tol=tol, screening=False, p0=5)
+    assert path.converged
+    no_skip = np.zeros(d.p, dtype=bool)
+    for r, a in zip(path.results, alphas, strict=True):
+        pa = pen.with_alpha(a)
+        st, b = d.state(r.x, r.intercept)
+        _, z, dual_fit = _gradient_and_dual(d, pa, st, b, no_skip)
+        gap, primal, _ = _duality_gap(d, pa, r.x, st, b, z, dual_fit)
+        np.testing.assert_allclose(r.primal, primal, rtol=1e-12)
+        np.testing.assert_allclose(r.dual_gap, gap, rtol=1e-6, atol=1e-12 * d.P0)
+        assert r.dual_gap <= tol * d.P0
 
 
 def test_warm_start():

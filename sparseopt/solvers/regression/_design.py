@@ -71,6 +71,9 @@ class Design:
         Per-feature Lipschitz constants of the partial gradients.
     colnorm : ndarray, float64
         Feature norms used by gap-safe screening.
+    rawnorm : ndarray, float64
+        Norms of the (weighted, uncentred) columns the kernels read: they bound
+        the change of a partial gradient by the change of the residual.
     max_s : float
         Largest normalised sample weight (logistic screening radius).
     """
@@ -222,15 +225,14 @@ def prepare_design(X, y, *, datafit="quadratic", sample_weight=None,
             data = (data * v[indices]).astype(dtype, copy=False)
         # dummy dense operand; (2, 2) so that it is F- but not C-contiguous
         Xd = np.empty((2, 2), dtype=dtype, order="F")
-        cols = np.repeat(np.arange(p), np.diff(indptr))
         raw64 = np.asarray(Xs.data, dtype=np.float64)
-        d64 = np.asarray(data, dtype=np.float64)
-        sq = np.bincount(cols, weights=d64 * d64, minlength=p)
-        sum_v = np.bincount(
-            cols, weights=d64 if v is None else d64 * v[indices], minlength=p)
-        raw_sq = np.bincount(cols, weights=raw64 * raw64, minlength=p)
-        if not quad:
-            wsq = np.bincount(cols, weights=raw64 * raw64 * s[indices], minlength=p)
+        sq = np.empty(p)
+        sum_v = np.empty(p)
+        raw_sq = np.empty(p)
+        wsq = np.empty(p)
+        _cd.csc_col_stats(indptr, indices, raw64, data,
+                          np.ones(n) if v is None else v,
+                          np.empty(0) if quad else s, sq, sum_v, raw_sq, wsq)
     else:
         indptr = np.empty(1, np.int32)
         indices = np.empty(0, np.int32)
@@ -279,7 +281,7 @@ def prepare_design(X, y, *, datafit="quadratic", sample_weight=None,
         n_scale=float(n) if quad else 1.0,
         mu=np.ascontiguousarray(mu, dtype=np.float64), b_y=b_y,
         fit_intercept=bool(fit_intercept), lips=np.ascontiguousarray(lips),
-        colnorm=colnorm, max_s=max_s, P0=P0, datafit_name=datafit,
+        colnorm=colnorm, rawnorm=np.sqrt(sq), max_s=max_s, P0=P0, datafit_name=datafit,
     )
     # intercept and gradient at w = 0 (the null model)
     w0 = np.zeros(p, dtype=dtype)

@@ -51,10 +51,14 @@ from scipy.special import entr, expit
 from sparseopt._monitor import IterationMonitor, warn_not_converged
 from sparseopt._result import SolverResult
 from sparseopt.kernels import _cd
+from sparseopt.solvers.regression._lazy import LazyGradient
 
 __all__ = ["PathResult", "RegressionResult", "solve", "solve_path"]
 
-WS_GROW = 0   # >0: also grow the working set geometrically (measured: no gain)
+P0 = 300            # minimal working-set size (first size on a cold start)
+INNER_TARGET = 0.5   # Lasso inner target: violation <= this x tol P(0) / ||w||_1
+STABLE_FRAC = 0.01   # support settled: violators <= this x active features
+WS_GROW = 0          # >0: also grow the working set geometrically (no gain)
 
 
 @dataclass(kw_only=True, repr=False)
@@ -212,18 +216,20 @@ def _screen(design, pen, z, c, gap, skip_feat, skip_blocks, lips_blocks):
     return idx
 
 
-def _working_set(score, n_active, p0, prev_size=0, grow=2):
-    cand = np.flatnonzero(score > -np.inf)
-    size = max(int(p0), 2 * int(n_active), int(grow * prev_size))
-    if size < cand.size:
-        part = np.argpartition(-score[cand], size - 1)[:size]
-        cand = cand[part]
-    cand.sort()
-    return cand.astype(np.int64)
+def _working_set(score, size):
+    """The ``size`` best-scored blocks (sorted), the number of violators
+    (zero blocks with a positive score) left out and their total number."""
+    vals, m_pos = _cd.movable_scores(score)
+    m = vals.size
+    if size >= m:
+        return np.flatnonzero(score > -np.inf).astype(np.int64), 0, m_pos
+    thr = float(np.partition(vals, m - size)[m - size])
+    ws, n_left = _cd.select_top(score, int(size), thr, int(m_pos))
+    return ws, n_left, m_pos
 
 
 def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
-          max_iter=100, max_epochs=10_000, p0=10, screening=True, anderson_k=5,
+          max_iter=100, max_epochs=10_000, p0=None, screening=True, anderson_k=5,
           verbose=0, callback=None, name="sparse_regression", warn=True,
           lips_blocks=None, inner_ratio=0.1, warm_grad=None):
     """Minimise ``datafit(w, b) + penalty(w)`` on a prepared :class:`Design`.
@@ -243,8 +249,10 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
         Outer iterations (working-set solves).
     max_epochs : int
         CD epochs per inner solve.
-    p0 : int
-        Minimal working-set size.
+    p0 : int, optional
+        Minimal working-set size (default ``P0 = 300``: on a cold start the
+        working set then reaches the support in a few outer iterations, each
+        of which costs a pass over the design).
     screening : bool
         Gap-safe screening (convex penalties).
     anderson_k : int
@@ -263,6 +271,7 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
     RegressionResult
     """
     t_start = time.perf_counter()
+    p0 = P0 if p0 is None else p0
     p = design.p
     dtype = design.dtype
     if w0 is None:
@@ -280,6 +289,9 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
     else:
         lips = design.lips
     convex = pen.convex
+    warm = w0 is not None and bool(np.any(w != 0))
+    lasso_kernel = (design.df_kind == _cd.DF_QUAD and pen.kind == _cd.PEN_L1
+                    and not pen.grouped)
     scale = design.P0 if convex else design.grad0_inf
     skip_feat = np.zeros(p, dtype=bool)
     skip_blocks = np.zeros(nb, dtype=bool)
@@ -309,9 +321,25 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
             return res
         first = True
         ws_prev = 0
+        lazy = None
+        if lasso_kernel:
+            lazy = warm_grad if isinstance(warm_grad, LazyGradient) and \
+                warm_grad.design is design else LazyGradient(design)
         while True:
             st, b = design.state(w, b)
-            if first and warm_grad is not None and design.df_kind == _cd.DF_QUAD:
+            if lazy is not None:
+                kkt_max, dn, excess, l1, sq = lazy.check(st, b, w, pen, skip_feat,
+                                                         kkt, score)
+                primal = design.datafit(st, b) + pen.alpha * l1 + 0.5 * pen.l2 * sq
+                if pen.l2 > 0:
+                    c, hstar = 1.0, excess / (2 * pen.l2)
+                else:
+                    c, hstar = (1.0 if dn <= pen.alpha else pen.alpha / dn), 0.0
+                gap = max(primal - (_quad_dual_fit(design, st, b)(c) - hstar), 0.0)
+                crit = gap / scale
+                res.dual_gap = gap
+            elif first and warm_grad is not None and design.df_kind == _cd.DF_QUAD \
+                    and not isinstance(warm_grad, LazyGradient):
                 # path warm start: same w, so the previous alpha's final gradient
                 # is valid; only the features it had screened are recomputed
                 grad = _complete_gradient(design, st, b, *warm_grad)
@@ -319,18 +347,19 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
                 dual_fit = _quad_dual_fit(design, st, b)
             else:
                 grad, z, dual_fit = _gradient_and_dual(design, pen, st, b, skip_feat)
+            if lazy is None:
+                _cd.kkt_scores(pen.kind, pen.alpha, pen.l2, pen.gamma, pen.positive,
+                               pen.grouped, pen.grp_ptr, pen.grp_idx, pen.grp_w, lips,
+                               w, grad, skip_blocks, kkt, score)
+                kkt_max = float(kkt.max(initial=0.0))
+                if convex:
+                    gap, primal, c = _duality_gap(design, pen, w, st, b, z, dual_fit)
+                    crit = gap / scale
+                    res.dual_gap = gap
+                else:
+                    primal = design.datafit(st, b) + pen.value(w)
+                    crit = kkt_max / scale
             first = False
-            _cd.kkt_scores(pen.kind, pen.alpha, pen.l2, pen.gamma, pen.positive,
-                           pen.grouped, pen.grp_ptr, pen.grp_idx, pen.grp_w, lips,
-                           w, grad, skip_blocks, kkt, score)
-            kkt_max = float(kkt.max(initial=0.0))
-            if convex:
-                gap, primal, c = _duality_gap(design, pen, w, st, b, z, dual_fit)
-                crit = gap / scale
-                res.dual_gap = gap
-            else:
-                primal = design.datafit(st, b) + pen.value(w)
-                crit = kkt_max / scale
             res.primal = primal
             res.stop_crit = crit
             res.intercept = float(b)
@@ -349,7 +378,16 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
             if n_iter >= max_iter:
                 message = "max_iter reached"
                 break
-            if convex and screening:
+            if lazy is not None and screening:
+                radius = math.sqrt(2.0 * gap / design.n) if np.isfinite(gap) else np.inf
+                if lazy.screen(pen, 1.0 if pen.l2 > 0 else c, radius, skip_feat,
+                               score):
+                    moved = skip_feat & (w != 0)
+                    if moved.any():
+                        w[moved] = 0
+                        st, b = design.state(w, b)
+                    res.n_screened = int(skip_feat.sum())
+            elif convex and screening:
                 new = _screen(design, pen, z, c, gap, skip_feat, skip_blocks, lips)
                 if new.size:
                     moved = skip_feat & (w != 0)
@@ -359,16 +397,37 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
                     score[new] = -np.inf
                     res.n_screened = int(skip_feat.sum())
             n_active = int(np.count_nonzero(score == np.inf))
-            ws = _working_set(score, n_active, p0, ws_prev, WS_GROW)
+            size = int(max(p0, 2 * n_active, WS_GROW * ws_prev))
+            ws, n_left, n_viol = _working_set(score, size)
             ws_prev = ws.size
+            tol_in = inner_ratio * kkt_max
+            if lazy is not None and n_left == 0 and (
+                    (n_iter == 0 and warm) or n_viol <= STABLE_FRAC * n_active):
+                # every violator is in the working set and the support is
+                # settled (a warm start, or few violators left): aim the inner
+                # solve at the gap target at once instead of shrinking the
+                # violation by ``inner_ratio`` per outer iteration.  The
+                # relative gap is dominated by (max_j |z_j| / alpha - 1) alpha
+                # ||w||_1 / P(0) (rescaling of the dual point), so the
+                # violation must fall below about tol P(0) / ||w||_1
+                l1w = float(np.abs(w).sum())
+                if l1w > 0:
+                    tol_in = min(tol_in, INNER_TARGET * tol * scale / l1w)
             b_arr[0] = b
-            ep, _, _ = _cd.cd_inner(
-                design.is_sparse, design.X, design.indptr, design.indices,
-                design.data, design.df_kind, design.y, design.s, design.n_scale,
-                st, b_arr, design.mu, design.fit_intercept, pen.kind, pen.alpha,
-                pen.l2, pen.gamma, pen.positive, pen.grouped, pen.grp_ptr,
-                pen.grp_idx, pen.grp_w, lips, w, ws, int(max_epochs),
-                inner_ratio * kkt_max, int(anderson_k))
+            if lasso_kernel:
+                ep, _, _ = _cd.cd_inner_lasso(
+                    design.is_sparse, design.X, design.indptr, design.indices,
+                    design.data, design.n_scale, st, b_arr, design.mu,
+                    design.fit_intercept, pen.alpha, pen.l2, pen.positive, lips, w,
+                    ws, int(max_epochs), tol_in, int(anderson_k))
+            else:
+                ep, _, _ = _cd.cd_inner(
+                    design.is_sparse, design.X, design.indptr, design.indices,
+                    design.data, design.df_kind, design.y, design.s, design.n_scale,
+                    st, b_arr, design.mu, design.fit_intercept, pen.kind, pen.alpha,
+                    pen.l2, pen.gamma, pen.positive, pen.grouped, pen.grp_ptr,
+                    pen.grp_idx, pen.grp_w, lips, w, ws, int(max_epochs),
+                    tol_in, int(anderson_k))
             b = float(b_arr[0])
             n_epochs += int(ep)
             n_iter += 1
@@ -382,7 +441,9 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
     res.history = {"objective": np.asarray(hist_obj),
                    "stop_crit": np.asarray(hist_crit)}
     res.timings = {"total": time.perf_counter() - t_start}
-    if "grad" in locals():
+    if lazy is not None:
+        res.last_grad = lazy
+    elif "grad" in locals():
         res.last_grad = (grad, skip_feat)
     if not converged and not monitor.stopped_by_callback and warn:
         warn_not_converged(name, res.stop_crit, tol, n_iter,
@@ -405,7 +466,9 @@ def solve_path(design, pen, alphas, *, w0=None, b0=None, callback=None, warn=Tru
     """
     t0 = time.perf_counter()
     alphas = np.asarray(alphas, dtype=np.float64)
-    coefs = np.zeros((design.p, alphas.size), dtype=design.dtype)
+    # Fortran order: one contiguous column per alpha (a strided column write
+    # per alpha costs a cache miss per feature on wide problems)
+    coefs = np.zeros((design.p, alphas.size), dtype=design.dtype, order="F")
     intercepts = np.zeros(alphas.size)
     gaps = np.full(alphas.size, np.nan)
     crits = np.full(alphas.size, np.nan)
