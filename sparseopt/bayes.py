@@ -185,7 +185,7 @@ def _check_x_device(nx, est, X, *, reset, accept_sparse=True):
         X = _as_float(xp, X, "X")
         if X.ndim != 2:
             raise ValueError(
-                f"Expected 2D array, got {X.ndim}D array instead: X must have shape "
+                f"Expected 2D array, got {X.ndim}D array instead:\nX must have shape "
                 f"(n_samples, n_features), got {tuple(X.shape)}")
         shape = tuple(X.shape)
     if shape[0] < 1:
@@ -266,12 +266,17 @@ def _check_finite_device(nx, est, named, extra=()):
 
 
 def _variance_xp(xp, X):
-    """Variance of all entries of a device ``X`` (implicit zeros of a sparse one included)."""
-    if not is_sparse_input(X):
-        return xp.var(xp.astype(X, xp.float64))
-    data = xp.astype(X.data, xp.float64)
-    size = X.shape[0] * X.shape[1]
-    return xp.sum(data * data) / size - (xp.sum(data) / size) ** 2
+    """Variance of all entries of a device ``X`` (implicit zeros of a sparse one included).
+
+    Fetched with the finiteness flags, so it may be computed on a non-finite
+    ``X`` that is then refused (no NumPy warning for it).
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        if not is_sparse_input(X):
+            return xp.var(xp.astype(X, xp.float64))
+        data = xp.astype(X.data, xp.float64)
+        size = X.shape[0] * X.shape[1]
+        return xp.sum(data * data) / size - (xp.sum(data) / size) ** 2
 
 
 def _select_columns_xp(nx, X, idx):
@@ -800,7 +805,7 @@ class RelevanceVectorClassifier(_KernelBasisMixin, ClassifierMixin, BaseEstimato
             (present,) = fetch(nx, xp.sum(xp.astype(present_mask, xp.int64)))
         if present < 2:
             first = fetch_array(nx, classes if present == k else
-                                classes[xp.nonzero(present_mask)[0]])[:1]
+                                xp.take(classes, xp.nonzero(present_mask)[0]))[:1]
             raise ValueError(
                 "RelevanceVectorClassifier needs samples of at least 2 classes (with "
                 f"positive weight); the data contains only one class: {first!r}")
