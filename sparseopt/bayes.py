@@ -13,6 +13,13 @@
 
 The algorithms live in :mod:`sparseopt.solvers.sbl` and its siblings; this
 module validates input and maps results to fitted attributes.
+
+Device (CuPy) input stays on the device: it is validated where it lives with
+``validate_data``'s messages, kernel matrices are computed with array-API
+operations, the solvers' device paths fit, and the fitted arrays and the
+predictions are device arrays.  Host input takes the unchanged scikit-learn
+path; mixing host and device arrays (between ``fit`` and ``predict`` too) is a
+``TypeError`` naming which is where.
 """
 
 import numbers
@@ -417,6 +424,15 @@ class SparseBayesianRegression(_KernelBasisMixin, RegressorMixin, BaseEstimator)
     sklearn.linear_model.ARDRegression : ARD with MacKay's fixed point.
     RelevanceVectorClassifier : the classification counterpart.
 
+    Notes
+    -----
+    Device (CuPy) ``X`` and ``y`` are fitted on the device and the fitted
+    arrays stay there (scalars and histories are host numbers); predictions
+    of device input are device arrays.  The named kernels are computed on the
+    device with scikit-learn's formulas; a callable kernel, or a kernel on a
+    sparse device ``X``, raises ``ValueError`` (use ``kernel="precomputed"``).
+    A model fitted on one side refuses input from the other (``TypeError``).
+
     References
     ----------
     M. E. Tipping and A. C. Faul, "Fast marginal likelihood maximisation for
@@ -662,6 +678,15 @@ class RelevanceVectorClassifier(_KernelBasisMixin, ClassifierMixin, BaseEstimato
     log_marginal_likelihood_ : ndarray of shape (n_problems,)
     n_iter_ : ndarray of shape (n_problems,)
     results_ : list of RVCResult
+
+    Notes
+    -----
+    Device (CuPy) ``X`` and ``y`` are fitted on the device and the fitted
+    arrays stay there (scalars and histories are host numbers); predictions
+    of device input are device arrays.  The named kernels are computed on the
+    device with scikit-learn's formulas; a callable kernel, or a kernel on a
+    sparse device ``X``, raises ``ValueError`` (use ``kernel="precomputed"``).
+    A model fitted on one side refuses input from the other (``TypeError``).
 
     References
     ----------
@@ -994,6 +1019,13 @@ class KroneckerSBL(TransformerMixin, BaseEstimator):
         Largest number of iterations over the signals.
     n_components_ : int
         ``N``.
+
+    Notes
+    -----
+    With device (CuPy) signals and factors, every signal is coded on the
+    device and ``coef_``, ``gammas_`` and the outputs of :meth:`transform`
+    and :meth:`inverse_transform` are device arrays; signals and factors on
+    different sides are a ``TypeError``.
 
     Examples
     --------
