@@ -837,20 +837,25 @@ def cd_inner_lasso(is_sparse, X, indptr, indices, data, n_scale, st, b_arr, mu,
 
 @njit(cache=True, nogil=True)
 def lasso_outer(is_sparse, X, indptr, indices, data, inv_n, st, b, mu,
-                fit_intercept, alpha, l2, positive, lips, rawnorm, w, skip, force,
-                drift, bdrift, grad, ref_drift, ref_bdrift, out_kkt, out_score,
-                stats):
+                fit_intercept, alpha, l2, positive, lips, inv_sqrt_lips, rawnorm,
+                rawnorm1, w, skip, force, drift, drift_inf, bdrift, grad, ref_drift,
+                ref_inf, ref_bdrift, out_score, stats):
     """Outer check of the Lasso / elastic net with lazily refreshed gradients.
 
     ``grad[j]`` holds the last exactly computed partial gradient of feature
-    ``j``, taken when the cumulative residual drift was ``ref_drift[j]``
-    (``drift`` accumulates ``||st_t - st_{t-1}|| / n`` over the checks,
-    ``bdrift`` the intercept's ``|b_t - b_{t-1}|``), so that by Cauchy-Schwarz
+    ``j``, taken when the cumulative residual drifts were ``ref_drift[j]``
+    and ``ref_inf[j]`` (``drift`` accumulates ``||st_t - st_{t-1}||_2 / n``
+    over the checks, ``drift_inf`` the same in the max-norm, ``bdrift`` the
+    intercept's ``|b_t - b_{t-1}|``), so that by the triangle and Hoelder
+    inequalities
 
     .. math::
 
-        |g_j - \\text{grad}_j| \\le \\|x_j\\| (\\text{drift} - \\text{ref}_j)
-        + |\\mu_j| (\\text{bdrift} - \\text{bref}_j) =: e_j .
+        |g_j - \\text{grad}_j| \\le \\min(\\|x_j\\|_2 \\Delta_2, \\|x_j\\|_1
+        \\Delta_\\infty) + |\\mu_j| \\Delta_b =: e_j
+
+    with the drifts ``Delta`` accumulated since the gradient was stored (the
+    max-norm form is the tighter one for sparse columns).
 
     A zero coefficient whose bound ``|grad_j| + e_j`` (positive part of
     ``-grad_j`` when ``positive``) stays ``<= alpha`` satisfies its optimality
@@ -860,11 +865,13 @@ def lasso_outer(is_sparse, X, indptr, indices, data, inv_n, st, b, mu,
     duality gap is exactly the one of a full pass.  Every other unscreened
     feature (and all of them when ``force``) is recomputed.
 
-    Outputs: ``out_kkt`` and ``out_score`` as :func:`kkt_scores` (stale
-    gradients only rank the zero features below the violators), and
-    ``stats = [kkt_max, dual_norm, excess_sq, l1(w), sq(w), n_computed]``
-    with ``dual_norm = max_j |z_j|`` over the recomputed features and
-    ``excess_sq = sum_j (|z_j| - alpha)_+^2``.
+    Outputs: ``out_score`` as in :func:`kkt_scores` (stale gradients only
+    rank the non-violating zero features among themselves) and ``stats =
+    [kkt_max, dual_norm, excess_sq, l1(w), sq(w), n_computed, n_active]``
+    with ``kkt_max`` the largest fixed-point violation, ``dual_norm = max_j
+    |z_j|`` (exact whenever it exceeds ``alpha``), ``excess_sq = sum_j
+    (|z_j| - alpha)_+^2`` and ``n_active`` the unscreened non-zeros.
+    ``inv_sqrt_lips`` holds ``1 / sqrt(L_j)`` (no division in the loop).
     """
     p = w.shape[0]
     n = st.shape[0]
@@ -874,25 +881,24 @@ def lasso_outer(is_sparse, X, indptr, indices, data, inv_n, st, b, mu,
     l1 = 0.0
     sq = 0.0
     n_comp = 0
+    n_active = 0
     for j in range(p):
         wj = w[j]
         if wj != 0.0:
             l1 += abs(wj)
             sq += wj * wj
         if skip[j]:
-            out_kkt[j] = 0.0
             out_score[j] = -np.inf
             continue
-        L = lips[j]
         g = grad[j]
-        exact = force or wj != 0.0
-        if not exact:
-            e = rawnorm[j] * (drift - ref_drift[j])
-            if fit_intercept:
-                e += abs(mu[j]) * (bdrift - ref_bdrift[j])
-            zb = -g if positive else abs(g)
-            exact = zb + e > alpha
-        if exact:
+        e = min(rawnorm[j] * (drift - ref_drift[j]),
+                rawnorm1[j] * (drift_inf - ref_inf[j]))
+        if fit_intercept:
+            e += abs(mu[j]) * (bdrift - ref_bdrift[j])
+        zb = max(-g, 0.0) if positive else abs(g)
+        # e == 0: the stored gradient is exact; zb + e <= alpha: the feature
+        # provably satisfies |z_j| <= alpha and is left alone
+        if force or (e > 0.0 and (wj != 0.0 or zb + e > alpha)):
             acc = 0.0
             if is_sparse:
                 for k in range(indptr[j], indptr[j + 1]):
@@ -904,49 +910,56 @@ def lasso_outer(is_sparse, X, indptr, indices, data, inv_n, st, b, mu,
                 g += b * mu[j]
             grad[j] = g
             ref_drift[j] = drift
+            ref_inf[j] = drift_inf
             ref_bdrift[j] = bdrift
             n_comp += 1
-            zn = max(-g, 0.0) if positive else abs(g)
-            if zn > dn:
-                dn = zn
-            if zn > alpha:
-                excess += (zn - alpha) * (zn - alpha)
+            zb = max(-g, 0.0) if positive else abs(g)
+        # zb is exact here unless it is provably <= alpha, where it cannot
+        # change the dual rescaling (which only acts above alpha)
+        if zb > dn:
+            dn = zb
+        if zb > alpha:
+            excess += (zb - alpha) * (zb - alpha)
+        L = lips[j]
         if L <= 0.0:
-            out_kkt[j] = 0.0
             out_score[j] = -np.inf
             continue
-        u = wj - g / L
-        if positive and u < 0.0:
-            u = 0.0
-        t = abs(u) - alpha / L
-        if t <= 0.0:
-            new = 0.0
+        if wj != 0.0:
+            n_active += 1
+            u = wj - g / L
+            if positive and u < 0.0:
+                u = 0.0
+            t = abs(u) - alpha / L
+            if t <= 0.0:
+                new = 0.0
+            else:
+                new = t / (1.0 + l2 / L)
+                if u < 0.0:
+                    new = -new
+            kk = L * abs(wj - new)
+            out_score[j] = np.inf
+        elif zb > alpha:
+            # prox of a zero coordinate: L |w+| = (zb - alpha) L / (L + l2)
+            kk = (zb - alpha) * (L / (L + l2))
+            out_score[j] = kk * inv_sqrt_lips[j]
         else:
-            new = t / (1.0 + l2 / L)
-            if u < 0.0:
-                new = -new
-        kk = L * abs(wj - new)
-        out_kkt[j] = kk
+            kk = 0.0
+            out_score[j] = (zb - alpha) * inv_sqrt_lips[j]
         if kk > kkt_max:
             kkt_max = kk
-        if wj != 0.0:
-            out_score[j] = np.inf
-        elif kk > 0.0:
-            out_score[j] = kk / math.sqrt(L)
-        else:
-            zb = -g if positive else abs(g)
-            out_score[j] = min((zb - alpha) / math.sqrt(L), 0.0)
     stats[0] = kkt_max
     stats[1] = dn
     stats[2] = excess
     stats[3] = l1
     stats[4] = sq
     stats[5] = n_comp
+    stats[6] = n_active
 
 
 @njit(cache=True, nogil=True)
-def lasso_screen(alpha, c, radius, positive, colnorm, rawnorm, mu, fit_intercept,
-                 drift, bdrift, grad, ref_drift, ref_bdrift, skip, score):
+def lasso_screen(alpha, c, radius, positive, colnorm, rawnorm, rawnorm1, mu,
+                 fit_intercept, drift, drift_inf, bdrift, grad, ref_drift, ref_inf,
+                 ref_bdrift, skip, score):
     """Gap-safe test ``c |z_j| + ||x_j||_c R < alpha`` on the unscreened features.
 
     ``|z_j|`` is bounded by the stored gradient plus its drift bound (see
@@ -960,7 +973,8 @@ def lasso_screen(alpha, c, radius, positive, colnorm, rawnorm, mu, fit_intercept
             continue
         g = grad[j]
         zn = max(-g, 0.0) if positive else abs(g)
-        e = rawnorm[j] * (drift - ref_drift[j])
+        e = min(rawnorm[j] * (drift - ref_drift[j]),
+                rawnorm1[j] * (drift_inf - ref_inf[j]))
         if fit_intercept:
             e += abs(mu[j]) * (bdrift - ref_bdrift[j])
         if c * (zn + e) + colnorm[j] * radius < alpha:
@@ -972,7 +986,7 @@ def lasso_screen(alpha, c, radius, positive, colnorm, rawnorm, mu, fit_intercept
 
 @njit(cache=True, nogil=True)
 def csc_col_stats(indptr, indices, raw, data, v, s, out_sq, out_sum_v, out_raw_sq,
-                  out_wsq):
+                  out_wsq, out_abs):
     """Per-column sums of a CSC design in one pass (float64 accumulators).
 
     ``out_sq = sum data^2``, ``out_sum_v = sum data * v``, ``out_raw_sq =
@@ -986,11 +1000,13 @@ def csc_col_stats(indptr, indices, raw, data, v, s, out_sq, out_sum_v, out_raw_s
         a_v = 0.0
         a_r = 0.0
         a_w = 0.0
+        a_a = 0.0
         for k in range(indptr[j], indptr[j + 1]):
             i = indices[k]
             d = data[k]
             r = raw[k]
             a_sq += d * d
+            a_a += abs(d)
             a_v += d * v[i]
             a_r += r * r
             if with_s:
@@ -998,6 +1014,7 @@ def csc_col_stats(indptr, indices, raw, data, v, s, out_sq, out_sum_v, out_raw_s
         out_sq[j] = a_sq
         out_sum_v[j] = a_v
         out_raw_sq[j] = a_r
+        out_abs[j] = a_a
         if with_s:
             out_wsq[j] = a_w
 

@@ -72,8 +72,11 @@ class Design:
     colnorm : ndarray, float64
         Feature norms used by gap-safe screening.
     rawnorm : ndarray, float64
-        Norms of the (weighted, uncentred) columns the kernels read: they bound
-        the change of a partial gradient by the change of the residual.
+        Euclidean norms of the (weighted, uncentred) columns the kernels read:
+        they bound the change of a partial gradient by the change of the
+        residual.
+    rawnorm1 : ndarray, float64
+        The same columns' L1 norms (bound with the residual's max-norm change).
     max_s : float
         Largest normalised sample weight (logistic screening radius).
     """
@@ -230,9 +233,10 @@ def prepare_design(X, y, *, datafit="quadratic", sample_weight=None,
         sum_v = np.empty(p)
         raw_sq = np.empty(p)
         wsq = np.empty(p)
+        abs1 = np.empty(p)
         _cd.csc_col_stats(indptr, indices, raw64, data,
                           np.ones(n) if v is None else v,
-                          np.empty(0) if quad else s, sq, sum_v, raw_sq, wsq)
+                          np.empty(0) if quad else s, sq, sum_v, raw_sq, wsq, abs1)
     else:
         indptr = np.empty(1, np.int32)
         indices = np.empty(0, np.int32)
@@ -243,6 +247,7 @@ def prepare_design(X, y, *, datafit="quadratic", sample_weight=None,
             Xd = np.asfortranarray(X, dtype=dtype)
         X64 = Xd if dtype == np.float64 else Xd.astype(np.float64)
         sq = np.einsum("ij,ij->j", X64, X64)
+        abs1 = np.abs(X64).sum(axis=0)
         sum_v = X64.T @ (v if v is not None else np.ones(n))
         raw_sq = sq if v is None else np.einsum("ij,ij->j", X, X, dtype=np.float64)
         if not quad:
@@ -281,7 +286,8 @@ def prepare_design(X, y, *, datafit="quadratic", sample_weight=None,
         n_scale=float(n) if quad else 1.0,
         mu=np.ascontiguousarray(mu, dtype=np.float64), b_y=b_y,
         fit_intercept=bool(fit_intercept), lips=np.ascontiguousarray(lips),
-        colnorm=colnorm, rawnorm=np.sqrt(sq), max_s=max_s, P0=P0, datafit_name=datafit,
+        colnorm=colnorm, rawnorm=np.sqrt(sq), rawnorm1=abs1, max_s=max_s, P0=P0,
+        datafit_name=datafit,
     )
     # intercept and gradient at w = 0 (the null model)
     w0 = np.zeros(p, dtype=dtype)

@@ -7,8 +7,8 @@ feature whose coefficient is zero, all three only depend on whether
 ``|g_j|`` exceeds ``alpha``.  :class:`LazyGradient` keeps the last exactly
 computed ``g_j`` with the residual drift accumulated since, and the kernel
 :func:`sparseopt.kernels._cd.lasso_outer` recomputes ``x_j^T r`` only for the
-features whose Cauchy-Schwarz bound ``|g_j| + ||x_j|| drift_j`` could exceed
-``alpha`` (and the non-zero ones).  The duality gap is exactly the one of a
+features whose bound ``|g_j| + min(||x_j||_2 drift_2, ||x_j||_1 drift_inf)``
+could exceed ``alpha`` (and the non-zero ones).  The duality gap is exactly the one of a
 full pass -- the skipped features provably do not enter it -- but late outer
 iterations and the first check of each ``alpha`` of a path touch a fraction
 of the design.  The object carries over from one ``alpha`` of a path to the
@@ -44,12 +44,17 @@ class LazyGradient:
         self.grad = np.array(design.grad0, dtype=np.float64, copy=True)
         p = design.p
         self.ref_drift = np.zeros(p)
+        self.ref_inf = np.zeros(p)
         self.ref_bdrift = np.zeros(p)
         self.drift = 0.0
+        self.drift_inf = 0.0
         self.bdrift = 0.0
         w0 = np.zeros(p, dtype=design.dtype)
         self.st_prev, self.b_prev = design.state(w0, design.b0)
-        self.stats = np.zeros(6)
+        self.stats = np.zeros(7)
+        lips = np.asarray(design.lips, np.float64)
+        with np.errstate(divide="ignore"):
+            self.inv_sqrt_lips = np.where(lips > 0, 1.0 / np.sqrt(lips), 0.0)
         self.n_computed = 0
 
     def _advance(self, st, b):
@@ -57,29 +62,33 @@ class LazyGradient:
         step = math.sqrt(float(d @ d)) / self.design.n
         if step > 0.0:
             self.drift += step * _SLACK
+            self.drift_inf += float(np.max(np.abs(d))) / self.design.n * _SLACK
         db = abs(float(b) - self.b_prev)
         if db > 0.0:
             self.bdrift += db * _SLACK
         self.st_prev = st.copy()
         self.b_prev = float(b)
 
-    def check(self, st, b, w, pen, skip, kkt, score, force=False):
+    def check(self, st, b, w, pen, skip, score, force=False):
         """Outer check at ``(w, st, b)``; returns ``(kkt_max, dual_norm, excess_sq,
-        l1, sq)`` (see :func:`~sparseopt.kernels._cd.lasso_outer`)."""
+        l1, sq, n_active)`` (see :func:`~sparseopt.kernels._cd.lasso_outer`)."""
         self._advance(st, b)
         dz = self.design
         _cd.lasso_outer(dz.is_sparse, dz.X, dz.indptr, dz.indices, dz.data,
                         1.0 / dz.n_scale, st, float(b), dz.mu, dz.fit_intercept,
-                        pen.alpha, pen.l2, pen.positive, dz.lips, dz.rawnorm, w, skip,
-                        bool(force), self.drift, self.bdrift, self.grad,
-                        self.ref_drift, self.ref_bdrift, kkt, score, self.stats)
+                        pen.alpha, pen.l2, pen.positive, dz.lips, self.inv_sqrt_lips,
+                        dz.rawnorm, dz.rawnorm1, w, skip, bool(force), self.drift,
+                        self.drift_inf, self.bdrift, self.grad, self.ref_drift,
+                        self.ref_inf, self.ref_bdrift, score, self.stats)
         self.n_computed += int(self.stats[5])
-        return tuple(float(v) for v in self.stats[:5])
+        kkt_max, dn, excess, l1, sq, _, n_active = (float(v) for v in self.stats)
+        return kkt_max, dn, excess, l1, sq, int(n_active)
 
     def screen(self, pen, c, radius, skip, score):
         """Gap-safe screening with the stored gradients (safe: bounded drift)."""
         dz = self.design
         return int(_cd.lasso_screen(pen.alpha, float(c), float(radius), pen.positive,
-                                    dz.colnorm, dz.rawnorm, dz.mu, dz.fit_intercept,
-                                    self.drift, self.bdrift, self.grad,
-                                    self.ref_drift, self.ref_bdrift, skip, score))
+                                    dz.colnorm, dz.rawnorm, dz.rawnorm1, dz.mu,
+                                    dz.fit_intercept, self.drift, self.drift_inf,
+                                    self.bdrift, self.grad, self.ref_drift,
+                                    self.ref_inf, self.ref_bdrift, skip, score))

@@ -328,8 +328,8 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
         while True:
             st, b = design.state(w, b)
             if lazy is not None:
-                kkt_max, dn, excess, l1, sq = lazy.check(st, b, w, pen, skip_feat,
-                                                         kkt, score)
+                kkt_max, dn, excess, l1, sq, n_active = lazy.check(
+                    st, b, w, pen, skip_feat, score)
                 primal = design.datafit(st, b) + pen.alpha * l1 + 0.5 * pen.l2 * sq
                 if pen.l2 > 0:
                     c, hstar = 1.0, excess / (2 * pen.l2)
@@ -380,13 +380,15 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
                 break
             if lazy is not None and screening:
                 radius = math.sqrt(2.0 * gap / design.n) if np.isfinite(gap) else np.inf
-                if lazy.screen(pen, 1.0 if pen.l2 > 0 else c, radius, skip_feat,
-                               score):
+                n_new = lazy.screen(pen, 1.0 if pen.l2 > 0 else c, radius, skip_feat,
+                                    score)
+                if n_new:
                     moved = skip_feat & (w != 0)
                     if moved.any():
                         w[moved] = 0
+                        n_active -= int(np.count_nonzero(moved))
                         st, b = design.state(w, b)
-                    res.n_screened = int(skip_feat.sum())
+                    res.n_screened += n_new
             elif convex and screening:
                 new = _screen(design, pen, z, c, gap, skip_feat, skip_blocks, lips)
                 if new.size:
@@ -396,7 +398,8 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
                         st, b = design.state(w, b)
                     score[new] = -np.inf
                     res.n_screened = int(skip_feat.sum())
-            n_active = int(np.count_nonzero(score == np.inf))
+            if lazy is None:
+                n_active = int(np.count_nonzero(score == np.inf))
             size = int(max(p0, 2 * n_active, WS_GROW * ws_prev))
             ws, n_left, n_viol = _working_set(score, size)
             ws_prev = ws.size
