@@ -9,7 +9,8 @@ Anchors (issue 10):
 * for the projection, the full batched SVD of every slab (what ``fly``'s
   ``blockdiag_butterfly_project`` does with ``torch.linalg.svd``).
 
-Ours: ``MonarchMatrix.matmul`` with the fused ``blockdiag`` kernel (default),
+Ours: ``MonarchMatrix.matmul`` with the ``blockdiag`` kernel (default: one
+GEMM per block, permutations in the strides),
 the shared BSR SpMM kernels (``bsr``), and our NumPy batched-matmul in the
 column layout (``bmm``); ``monarch_project``.
 
@@ -25,6 +26,7 @@ Usage: ``python asv_benchmarks/compare_monarch.py [--n 4096] [--batch 1024]
 import argparse
 import os
 import platform
+import random
 import time
 from pathlib import Path
 
@@ -49,16 +51,38 @@ def fly_bmm(x, w1, w2):
     return out2.transpose(1, 2, 0).reshape(B, l * s)
 
 
-def round_robin(fns, repeat):
-    """Median seconds of each callable, runs interleaved (one warm-up each)."""
+CPU_TIMES = {}   # name -> median thread CPU seconds of the last round_robin call
+
+
+def round_robin(fns, repeat, seed=0):
+    """Median wall seconds of each callable, runs interleaved (one warm-up each).
+
+    The order is shuffled every round (seeded): a fixed order charges the
+    method that always follows an allocation-heavy one (the gather-based
+    kernels, ``fly``'s transposed copies) with its page faults and cache
+    misses, which measured 10-30 % on the 20 ms products and nothing on the
+    0.3 s dense one.  The median thread CPU time (``time.thread_time``: everything runs on the
+    calling thread with one BLAS thread) is kept in ``CPU_TIMES``: unlike wall
+    time it does not count the time slices other jobs take on a shared
+    machine (memory-bandwidth contention still shows in both).
+    """
     for f in fns.values():
         f()
     times = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
+    order = list(fns)
+    rnd = random.Random(seed)
     for _ in range(repeat):
-        for name, f in fns.items():
+        rnd.shuffle(order)
+        for name in order:
+            f = fns[name]
+            c0 = time.thread_time()
             t0 = time.perf_counter()
             f()
             times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.thread_time() - c0)
+    CPU_TIMES.clear()
+    CPU_TIMES.update({name: float(np.median(t)) for name, t in cpu.items()})
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
@@ -89,6 +113,7 @@ def bench_products(n, batch, dtype, nblocks_list, repeat, with_bsr_large):
         t = round_robin(fns, repeat if b >= 16 else max(2, repeat // 2))
         flop_ratio = (n * n) / lay.n_params
         rows.append({"nblocks": b, "block": n // b, "flop_ratio": flop_ratio, **t,
+                     "cpu": dict(CPU_TIMES),
                      "gflops_blockdiag": lay.flops(batch) / t["ours_blockdiag"] / 1e9,
                      "gflops_dense": 2 * n * n * batch / t["dense"] / 1e9})
         print(dtype.__name__, b, {k: f"{v:.4f}" for k, v in t.items()}, flush=True)
@@ -135,7 +160,7 @@ def write_markdown(path, meta, prods, matvec, proj):
     L.append(f"- numpy {np.__version__}, numba {numba.__version__}; ONE thread for "
              "BLAS (threadpoolctl) and Numba")
     L.append(f"- n = {meta['n']}, batch = {meta['batch']}; median of {meta['repeat']} "
-             "round-robin runs; ratios are within this run\n")
+             "round-robin runs (order shuffled every round); ratios are within this run\n")
     L.append("The machine is shared by several jobs: absolute times drift, ratios taken "
              "round-robin in one run are the reliable part.\n")
     for dtype, rows in prods.items():
@@ -154,6 +179,11 @@ def write_markdown(path, meta, prods, matvec, proj):
                      f"{bsr} | {r['ours_bmm']:.4f} s | **{sp_dense:.1f}x** | "
                      f"**{sp_fly:.2f}x** | {ok} |")
         L.append("")
+        cpu = [(r["nblocks"], r["cpu"]["dense"], r["cpu"]["ours_blockdiag"]) for r in rows]
+        L.append("Same runs, median thread CPU time (not inflated by the time slices of "
+                 "other jobs): dense / blockdiag "
+                 + ", ".join(f"b={b}: {d / o:.1f}x ({d:.4f} s / {o:.4f} s)" for b, d, o in cpu)
+                 + ".\n")
         L.append("Useful GFLOP/s (Monarch flop count) of the blockdiag kernel: "
                  + ", ".join(f"b={r['nblocks']}: {r['gflops_blockdiag']:.1f}" for r in rows)
                  + f"; dense GEMM runs at {rows[0]['gflops_dense']:.1f} GFLOP/s.")

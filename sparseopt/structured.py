@@ -381,8 +381,11 @@ class MonarchMatrix:
             On the blocks' device: host blocks take host arrays, device (CuPy)
             blocks device arrays; mixing is a ``TypeError``.
         kernel : {"auto", "blockdiag", "bsr", "bmm"}
-            ``"blockdiag"``: the fused Numba kernel (one BLAS GEMM per block, the
-            permutations as row copies; NumPy only).  ``"bsr"``: the backend's
+            ``"blockdiag"``: one BLAS GEMM per block with the permutations
+            folded into the operands' row strides, no copies (``np.matmul`` on
+            strided views for rank 1, a Numba kernel calling SciPy's BLAS for
+            rank > 1, plain Numba loops for up to 4 columns; NumPy only).
+            ``"bsr"``: the backend's
             BSR SpMM kernels (:func:`sparseopt.spmm` / :func:`sparseopt.spmm_t`
             on NumPy, the numba.cuda BSR kernels on CuPy) for ``L`` and ``R``
             with the permutations as gathers.  ``"bmm"``: two batched
@@ -483,8 +486,9 @@ class MonarchMatrix:
             w = _panel_width(rows, B, out.itemsize)
             if lay.rank == 1:
                 # np.matmul on strided views: one GEMM per block through NumPy's
-                # BLAS, 15-25 % faster than the Numba kernel through SciPy's
-                # (measured n = 4096, 16-64 blocks; the two OpenBLAS builds differ)
+                # BLAS; faster than the Numba kernel through SciPy's BLAS at every
+                # size measured (n = 4096, 4 to 64 blocks: 2-27 %; n = 256-1024:
+                # 1.2-2x; the two wheels bundle different OpenBLAS builds)
                 if not all_finite(X):
                     raise ValueError("X contains NaN or infinity")
                 strided = _core.monarch_rmatmul_strided if t else _core.monarch_matmul_strided

@@ -1,7 +1,9 @@
 """Backend-generic (device) Monarch: products, dense form and optimal projection on ``nx.xp``.
 
-The CPU path (:mod:`sparseopt.kernels._monarch`) calls BLAS GEMMs with the
-permutations folded into strides, through scipy's cython bindings: host-only.
+The CPU path (``kernel="blockdiag"``: ``np.matmul`` on strided views, or
+:mod:`sparseopt.kernels._monarch` calling BLAS through scipy's cython
+bindings) runs one GEMM per block with the permutations folded into the row
+strides: host-only.
 On a device the same products are
 
 * ``"bmm"`` (the device default): two batched matmuls over the block stacks
