@@ -127,6 +127,31 @@ def test_products_in_column_panels(rng, case, monkeypatch):
                                rtol=0, atol=1e-5 * scale)
 
 
+def test_strided_products_write_in_place(rng):
+    # the rank-1 formulation: permutations as strided views, result written into `out`
+    from sparseopt.solvers.monarch import (
+        blocks_to_dense,
+        monarch_matmul_strided,
+        monarch_rmatmul_strided,
+    )
+
+    lay = make_layout((8, 18), (2, 3), inner=6)
+    Lb, Rb = rng.standard_normal(lay.L_shape), rng.standard_normal(lay.R_shape)
+    D = blocks_to_dense(Lb, Rb, lay)
+    X, Y = rng.standard_normal((18, 11)), rng.standard_normal((8, 11))
+    for w in (11, 4):                          # one panel; three, the last ragged
+        out = np.full((8, 11), np.nan)
+        assert monarch_matmul_strided(Lb, Rb, lay, X, out, w) is out
+        np.testing.assert_allclose(out, D @ X, rtol=0, atol=1e-12)
+        out_t = np.full((18, 11), np.nan)
+        assert monarch_rmatmul_strided(Lb, Rb, lay, Y, out_t, w) is out_t
+        np.testing.assert_allclose(out_t, D.T @ Y, rtol=0, atol=1e-12)
+    lay2 = make_layout((8, 8), (2, 2), rank=2)
+    with pytest.raises(ValueError, match="rank 1"):
+        monarch_matmul_strided(np.zeros(lay2.L_shape), np.zeros(lay2.R_shape), lay2,
+                               np.zeros((8, 5)), np.zeros((8, 5)), 5)
+
+
 def test_operators_and_transpose(rng):
     M, _, _ = _random_monarch(rng, 12, 20, 4, 4, 12, 2)
     D = M.todense()
