@@ -1069,3 +1069,22 @@ def select_top(score, size, thr, m_pos):
                     break
     out.sort()
     return out[:c], m_pos - sel_pos
+
+
+@njit(cache=True, nogil=True)
+def dense_col_stats(X, v, out_sq, out_sum_v, out_abs):
+    """Per-column ``sum x^2``, ``sum x v`` and ``sum |x|`` of a Fortran ``X``
+    in one pass (no temporary the size of ``X``)."""
+    n = X.shape[0]
+    for j in range(X.shape[1]):
+        a_sq = 0.0
+        a_v = 0.0
+        a_a = 0.0
+        for i in range(n):
+            x = X[i, j]
+            a_sq += x * x
+            a_v += x * v[i]
+            a_a += abs(x)
+        out_sq[j] = a_sq
+        out_sum_v[j] = a_v
+        out_abs[j] = a_a

@@ -246,9 +246,10 @@ def prepare_design(X, y, *, datafit="quadratic", sample_weight=None,
         else:
             Xd = np.asfortranarray(X, dtype=dtype)
         X64 = Xd if dtype == np.float64 else Xd.astype(np.float64)
-        sq = np.einsum("ij,ij->j", X64, X64)
-        abs1 = np.abs(X64).sum(axis=0)
-        sum_v = X64.T @ (v if v is not None else np.ones(n))
+        sq = np.empty(p)
+        sum_v = np.empty(p)
+        abs1 = np.empty(p)
+        _cd.dense_col_stats(X64, v if v is not None else np.ones(n), sq, sum_v, abs1)
         raw_sq = sq if v is None else np.einsum("ij,ij->j", X, X, dtype=np.float64)
         if not quad:
             wsq = (X64 * X64).T @ s

@@ -56,7 +56,8 @@ from sparseopt.solvers.regression._lazy import LazyGradient
 __all__ = ["PathResult", "RegressionResult", "solve", "solve_path"]
 
 P0 = 300            # minimal working-set size (first size on a cold start)
-INNER_TARGET = 0.5   # Lasso inner target: violation <= this x tol P(0) / ||w||_1
+INNER_RATIO = 0.1    # inner solve: violation <= this x the outer one
+INNER_TARGET = 1.0   # Lasso inner target: violation <= this x tol P(0) / ||w||_1
 STABLE_FRAC = 0.01   # support settled: violators <= this x active features
 WS_GROW = 0          # >0: also grow the working set geometrically (no gain)
 
@@ -231,7 +232,7 @@ def _working_set(score, size):
 def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
           max_iter=100, max_epochs=10_000, p0=None, screening=True, anderson_k=5,
           verbose=0, callback=None, name="sparse_regression", warn=True,
-          lips_blocks=None, inner_ratio=0.1, warm_grad=None):
+          lips_blocks=None, inner_ratio=None, warm_grad=None):
     """Minimise ``datafit(w, b) + penalty(w)`` on a prepared :class:`Design`.
 
     Parameters
@@ -403,7 +404,7 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
             size = int(max(p0, 2 * n_active, WS_GROW * ws_prev))
             ws, n_left, n_viol = _working_set(score, size)
             ws_prev = ws.size
-            tol_in = inner_ratio * kkt_max
+            tol_in = (INNER_RATIO if inner_ratio is None else inner_ratio) * kkt_max
             if lazy is not None and n_left == 0 and (
                     (n_iter == 0 and warm) or n_viol <= STABLE_FRAC * n_active):
                 # every violator is in the working set and the support is
