@@ -1,4 +1,4 @@
-"""asv benchmarks of the sparse linear models beside scikit-learn and skglm.
+"""asv benchmarks of the sparse linear models beside scikit-learn, skglm and celer.
 
 Problems as in issue 5 but smaller, so a full asv run stays short (the
 comparison script ``compare_regression.py`` runs the issue's sizes): a wide
@@ -57,7 +57,7 @@ def _quiet(fn, *args, **kw):
 class LassoPath:
     """50-alpha path alpha_max -> alpha_max / 100 (sparseopt tol = relative gap 1e-6)."""
 
-    params = (["sparse", "dense"], ["sparseopt", "sklearn", "skglm"])
+    params = (["sparse", "dense"], ["sparseopt", "sklearn", "skglm", "celer"])
     param_names = ("design", "library")
     timeout = 600
 
@@ -65,12 +65,13 @@ class LassoPath:
         self.X, self.y = _problem(design)
         amax = np.max(np.abs(self.X.T @ self.y)) / self.X.shape[0]
         self.alphas = np.geomspace(amax, amax / 100, 50)
-        if library == "skglm":
+        if library in ("skglm", "celer"):
             try:
-                import skglm  # noqa: F401
+                __import__(library)
             except ImportError as exc:  # pragma: no cover
-                raise NotImplementedError("skglm not installed") from exc
-            self._run(design, library)  # compile skglm's jitclasses
+                raise NotImplementedError(f"{library} not installed") from exc
+            if library == "skglm":
+                self._run(design, library)  # compile skglm's jitclasses
         _warm()
 
     def _run(self, design, library):
@@ -83,6 +84,11 @@ class LassoPath:
 
             return _quiet(lasso_path, self.X, self.y, alphas=self.alphas, tol=5e-7,
                           max_iter=100_000)[1]
+        if library == "celer":
+            from celer import celer_path
+
+            return _quiet(celer_path, self.X, self.y, "lasso", alphas=self.alphas,
+                          tol=1e-8, max_epochs=100_000)[1]
         from skglm import Lasso
 
         est = Lasso(fit_intercept=False, tol=1e-9, max_epochs=100_000)
@@ -134,3 +140,44 @@ class SingleFit:
 
     def track_epochs(self, design, model):
         return _quiet(self.est.fit, self.X, self.y).result_.n_epochs
+
+
+class EasyLasso:
+    """Single Lasso fit from zero on a moderately sparse design (the issue's "easy"
+    problem, 2000 x 8000 at density 1 %): sparseopt must not be slower than
+    scikit-learn here (Python-level set-up and the outer loop dominate)."""
+
+    params = ([20, 100], ["sparseopt", "sklearn"])
+    param_names = ("alpha_max_over", "library")
+    timeout = 300
+
+    def setup(self, ratio, library):
+        rng = np.random.default_rng(1)
+        n, p = 2000, 8000
+        k = int(1e-2 * n * p)
+        X = sp.csc_matrix((rng.standard_normal(k), (rng.integers(0, n, k),
+                                                    rng.integers(0, p, k))),
+                          shape=(n, p))
+        X.sum_duplicates()
+        w = np.zeros(p)
+        w[rng.choice(p, 100, replace=False)] = rng.standard_normal(100)
+        self.X, self.y = X, _target(X, w, rng)
+        self.alpha = np.max(np.abs(X.T @ self.y)) / n / ratio
+        if library == "sparseopt":
+            from sparseopt.linear_model import Lasso
+            est = Lasso(alpha=self.alpha, fit_intercept=False, tol=1e-6, max_iter=500)
+        else:
+            from sklearn.linear_model import Lasso
+            est = Lasso(alpha=self.alpha, fit_intercept=False, tol=5e-7,
+                        max_iter=100_000)
+        self.est = est
+        _warm()
+
+    def time_fit(self, ratio, library):
+        _quiet(self.est.fit, self.X, self.y)
+
+    def peakmem_fit(self, ratio, library):
+        _quiet(self.est.fit, self.X, self.y)
+
+    def track_n_iter(self, ratio, library):
+        return int(_quiet(self.est.fit, self.X, self.y).n_iter_)

@@ -28,7 +28,16 @@ Numba) split the work as in celer and skglm:
 
 4. **Inner solve** on the working set: cyclic CD epochs with Anderson
    extrapolation until an epoch moves no block by more than
-   ``0.1 x`` the outer fixed-point violation.
+   ``0.1 x`` the outer fixed-point violation (for the Lasso / elastic net
+   with a settled working set: by more than ``tol P(0) / ||w||_1``, the
+   violation at which the relative gap reaches ``tol``).
+
+Lasso / elastic net (least squares, separable L1 + L2) take a fast path: a
+specialised sweep kernel (:func:`sparseopt.kernels._cd.cd_inner_lasso`) and
+lazily refreshed gradients in the outer check
+(:class:`~sparseopt.solvers.regression._lazy.LazyGradient`): a zero feature
+whose stored gradient plus a bound on its drift stays below ``alpha`` is not
+recomputed, which leaves the duality gap exactly that of a full pass.
 
 The numeric core is the pair (``Design`` arrays, ``Penalty`` parameters): a
 GPU backend only has to provide ``xt``, ``state`` and an inner solver.
@@ -263,9 +272,15 @@ def solve(design, pen, *, alpha_user=None, w0=None, b0=None, tol=1e-4,
         returning True stops the run.
     lips_blocks : ndarray, optional
         Block Lipschitz constants (required for group penalties).
-    warm_grad : tuple (grad, skipped), optional
-        Datafit gradient at ``w0`` (entries valid where ``skipped`` is False),
-        e.g. from the previous solve of a path (``result.last_grad``).
+    inner_ratio : float, optional
+        Inner solves stop when a sweep moves no block by more than
+        ``inner_ratio`` times the outer fixed-point violation (default
+        ``INNER_RATIO = 0.1``).
+    warm_grad : optional
+        From the previous solve of a path (``result.last_grad``): a
+        :class:`~sparseopt.solvers.regression._lazy.LazyGradient` (Lasso fast
+        path, same design) or a tuple ``(grad, skipped)``, the datafit
+        gradient at ``w0`` (entries valid where ``skipped`` is False).
 
     Returns
     -------
