@@ -33,7 +33,12 @@ from sparseopt.formats import BSR
 from sparseopt.formats._common import array_module
 from sparseopt.solvers import _monarch_xp as _xp
 from sparseopt.solvers import monarch as _core
-from sparseopt.solvers._xp_checks import check_array_xp, device_backend, float_dtype_xp
+from sparseopt.solvers._xp_checks import (
+    check_array_xp,
+    device_backend,
+    fetch,
+    float_dtype_xp,
+)
 
 __all__ = ["MonarchApproximation", "MonarchMatrix", "monarch_project"]
 
@@ -683,6 +688,68 @@ def monarch_project(W, nblocks="auto", *, rank=1, inner_size=None, pad=False):
 # ---------------------------------------------------------------------------
 # estimator
 # ---------------------------------------------------------------------------
+_ESTIMATOR_DTYPES = [np.float64, np.float32]
+
+
+def _check_x_device(nx, est, X, *, reset):
+    """Device twin of ``validate_data(est, X, dtype=[float64, float32])``.
+
+    Same checks and messages as scikit-learn's on the host (2-D, at least one
+    sample and one feature, real and finite, the fitted number of features),
+    on the array's own device: float32/float64 kept, other real floats,
+    integers and booleans to float64, finiteness by one reduction and one
+    synchronisation.  ``reset`` sets ``n_features_in_`` (and drops a
+    ``feature_names_in_`` of an earlier host fit: device arrays carry no
+    column names).
+    """
+    xp = nx.xp
+    name = type(est).__name__
+    if hasattr(X, "toarray") or hasattr(X, "indptr"):
+        raise TypeError("Sparse data was passed for X, but dense data is required. "
+                        "Use '.toarray()' to convert to a dense array.")
+    dt = X.dtype
+    if xp.isdtype(dt, "complex floating"):
+        raise ValueError("Complex data not supported")
+    if xp.isdtype(dt, "real floating"):
+        if dt != xp.float32 and dt != xp.float64:
+            X = xp.astype(X, xp.float64)
+    elif xp.isdtype(dt, ("integral", "bool")):
+        X = xp.astype(X, xp.float64)
+    else:
+        raise TypeError(f"X must hold real numbers, got dtype {dt}")
+    if X.ndim < 2:
+        raise ValueError(
+            f"Expected 2D array, got {'scalar' if X.ndim == 0 else '1D'} array instead:\n"
+            "Reshape your data either using array.reshape(-1, 1) if your data has a "
+            "single feature or array.reshape(1, -1) if it contains a single sample.")
+    if X.ndim > 2:
+        raise ValueError(f"Found array with dim {X.ndim}, while dim <= 2 is required "
+                         f"by {name}.")
+    shape = tuple(int(d) for d in X.shape)
+    if shape[0] < 1:
+        raise ValueError(f"Found array with {shape[0]} sample(s) (shape={shape}) while a "
+                         f"minimum of 1 is required by {name}.")
+    if shape[1] < 1:
+        raise ValueError(f"Found array with {shape[1]} feature(s) (shape={shape}) while "
+                         f"a minimum of 1 is required by {name}.")
+    has_nan, bad = fetch(nx, xp.any(xp.isnan(X)), xp.any(~xp.isfinite(X)))
+    if has_nan:
+        raise ValueError(f"Input X contains NaN.\n{name} does not accept missing values "
+                         "encoded as NaN natively.")
+    if bad:
+        dname = "float32" if X.dtype == xp.float32 else "float64"
+        raise ValueError("Input X contains infinity or a value too large for "
+                         f"dtype('{dname}').")
+    if reset:
+        est.n_features_in_ = shape[1]
+        if hasattr(est, "feature_names_in_"):
+            del est.feature_names_in_
+    elif shape[1] != est.n_features_in_:
+        raise ValueError(f"X has {shape[1]} features, but {name} is expecting "
+                         f"{est.n_features_in_} features as input.")
+    return X
+
+
 class MonarchApproximation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Fit the optimal Monarch approximation of a weight matrix; apply it as a layer.
 
@@ -717,6 +784,17 @@ class MonarchApproximation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     feature_names_in_ : ndarray of str
         Defined when ``W`` has string column names.
 
+    Notes
+    -----
+    Device (CuPy or other array-API) input stays on its device: ``W`` is
+    validated there with the messages of scikit-learn's ``validate_data``,
+    projected by :func:`monarch_project`'s device path (batched SVDs), and
+    ``monarch_`` holds device blocks; :meth:`transform` of device input runs
+    the device product and returns a device array.  ``relative_error_``,
+    ``n_params_`` and ``compression_`` are Python numbers (the two norms
+    cross to the host in one transfer).  A model fitted on one side refuses
+    input from the other with a ``TypeError`` naming which is where.
+
     Examples
     --------
     >>> import numpy as np
@@ -749,7 +827,8 @@ class MonarchApproximation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         Parameters
         ----------
         X : array_like of shape (m, n)
-            The weight matrix to approximate.
+            The weight matrix to approximate (NumPy-like on the host, or a
+            CuPy / array-API array, which stays on its device).
         y : None
             Ignored.
 
@@ -758,15 +837,26 @@ class MonarchApproximation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         self
         """
         self._validate_params()
-        W = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=1)
+        nx = device_backend(X=X)   # None for host input: the scikit-learn path
+        if nx is None:
+            W = validate_data(self, X, dtype=_ESTIMATOR_DTYPES, ensure_min_samples=1)
+        else:
+            W = _check_x_device(nx, self, X, reset=True)
         self.monarch_ = monarch_project(W, self.nblocks, rank=self.rank,
                                         inner_size=self.inner_size, pad=self.pad)
-        norm = float(np.linalg.norm(W))
-        diff = float(np.linalg.norm(self.monarch_.todense().astype(np.float64) - W))
+        if nx is None:
+            norm = float(np.linalg.norm(W))
+            diff = float(np.linalg.norm(self.monarch_.todense().astype(np.float64) - W))
+        else:  # both norms in float64 on the device, fetched in one transfer
+            xp = nx.xp
+            W64 = xp.astype(W, xp.float64)
+            D = xp.astype(self.monarch_.todense(), xp.float64) - W64
+            norm, diff = fetch(nx, xp.sqrt(xp.sum(W64 * W64)), xp.sqrt(xp.sum(D * D)))
         self.relative_error_ = diff / norm if norm > 0 else 0.0
+        m, n = (int(d) for d in W.shape)
         self.n_params_ = self.monarch_.n_params
-        self.compression_ = self.n_params_ / W.size
-        self._n_features_out = W.shape[0]
+        self.compression_ = self.n_params_ / (m * n)
+        self._n_features_out = m
         return self
 
     def transform(self, X):
@@ -775,14 +865,28 @@ class MonarchApproximation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         Parameters
         ----------
         X : array_like of shape (n_samples, n)
+            On the side the model was fitted on (host or device).
 
         Returns
         -------
         ndarray of shape (n_samples, m)
+            A device array for device input; float32 only when ``X`` and
+            ``monarch_`` both are.
+
+        Raises
+        ------
+        TypeError
+            ``X`` on the host and ``monarch_`` on a device, or the reverse.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return np.ascontiguousarray(self.monarch_.matmul(X.T).T)
+        nx = device_backend(X=X, monarch_=self.monarch_.L_blocks)   # mixing: TypeError
+        if nx is None:
+            X = validate_data(self, X, dtype=_ESTIMATOR_DTYPES, reset=False)
+            return np.ascontiguousarray(self.monarch_.matmul(X.T).T)
+        X = _check_x_device(nx, self, X, reset=False)
+        Y = self.monarch_.matmul(X.T).T
+        contiguous = getattr(nx.xp, "ascontiguousarray", None)   # CuPy: C order as on the host
+        return Y if contiguous is None else contiguous(Y)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
