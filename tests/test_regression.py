@@ -463,3 +463,27 @@ def test_warm_start():
     m.fit(X, y)
     np.testing.assert_allclose(m.coef_, coef, atol=1e-8)
     assert m.n_iter_ <= 1 <= n_first
+
+
+def test_working_set_selection_matches_a_full_sort():
+    """Numba working-set selection: the top scores, never a -inf one, ties allowed."""
+    from sparseopt.solvers.regression._solver import _working_set
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        p = int(rng.integers(1, 400))
+        score = np.round(rng.standard_normal(p), 1)          # many ties
+        score[rng.random(p) < 0.3] = -np.inf
+        score[rng.random(p) < 0.1] = np.inf
+        size = int(rng.integers(1, p + 5))
+        ws, n_left, n_viol = _working_set(score, size)
+        movable = np.flatnonzero(score > -np.inf)
+        assert ws.size == min(size, movable.size)
+        assert np.all(np.diff(ws) > 0)
+        assert np.all(score[ws] > -np.inf)
+        if ws.size < movable.size:
+            # every left-out movable score is <= every selected one
+            left = np.setdiff1d(movable, ws)
+            assert score[left].max() <= score[ws].min()
+        viol = (score > 0) & (score < np.inf)
+        assert n_viol == int(viol.sum())
+        assert n_left == int(viol.sum() - viol[ws].sum())
