@@ -374,6 +374,103 @@ def _solve_small(C, rhs):
     return True, z
 
 
+# Anderson extrapolation, shared by :func:`cd_inner` and :func:`cd_inner_lasso`
+# (not inlined: they run once every ``K + 1`` epochs, and one compiled copy
+# serves both kernels)
+@njit(cache=True, nogil=True, inline="never")
+def _anderson_point(Wb, positive, w_acc):
+    """Anderson combination of the iterates stored in the rows of ``Wb``.
+
+    With ``U = [Wb[1] - Wb[0], ..., Wb[K] - Wb[K-1]]`` (``Wb`` has ``K + 1``
+    rows), solves ``(U^T U) z = 1``, normalises ``z`` to sum 1 and writes
+    ``w_acc = sum_a z_a Wb[a + 1]`` (Bertrand & Massias 2021, Alg. 2).
+
+    Returns ``(ok, z)``; ``ok`` is False when the system is singular, ``z``
+    does not normalise, or ``positive`` and ``w_acc`` has a negative entry.
+    """
+    K = Wb.shape[0] - 1
+    m = Wb.shape[1]
+    C = np.zeros((K, K), np.float64)
+    for a1 in range(K):
+        for a2 in range(a1, K):
+            acc = 0.0
+            for q in range(m):
+                acc += (Wb[a1 + 1, q] - Wb[a1, q]) * (Wb[a2 + 1, q] - Wb[a2, q])
+            C[a1, a2] = acc
+            C[a2, a1] = acc
+    ok, z = _solve_small(C, np.ones(K, np.float64))
+    if not ok:
+        return False, z
+    zs = z.sum()
+    if zs == 0.0 or not np.isfinite(zs):
+        return False, z
+    z /= zs
+    feasible = True
+    for q in range(m):
+        acc = 0.0
+        for a1 in range(K):
+            acc += z[a1] * Wb[a1 + 1, q]
+        w_acc[q] = acc
+        if positive and acc < 0.0:
+            feasible = False
+    return feasible, z
+
+
+@njit(cache=True, nogil=True, inline="never")
+def _anderson_state(is_sparse, X, indptr, indices, data, df_kind, st, b, mu,
+                    feats, w, w_acc, st_acc):
+    """State at the extrapolated point: ``st_acc`` is ``st`` moved along
+    ``w_acc - w[feats]`` (cheaper than storing ``K`` states for sparse
+    designs); returns the intercept ``b`` moved likewise (quadratic datafit;
+    ``mu`` is zero without an intercept)."""
+    for i in range(st.shape[0]):
+        st_acc[i] = st[i]
+    b_acc = b
+    for q in range(feats.shape[0]):
+        d = w_acc[q] - w[feats[q]]
+        if d != 0.0:
+            b_acc = _coord_apply(is_sparse, X, indptr, indices, data, df_kind,
+                                 st_acc, b_acc, mu, feats[q], d)
+    return b_acc
+
+
+@njit(cache=True, nogil=True, inline="never")
+def _next_sweep(grouped, grp_ptr, grp_idx, w, ws, cur, n_cur, full, delta,
+                tol_in):
+    """Active-set cycling (glmnet) after a sweep over ``cur[:n_cur]``.
+
+    After a sweep over the whole working set (``full``), the next sweeps
+    visit only its non-zero blocks until one moves nothing beyond ``tol_in``,
+    then the whole working set again; the solve is done on a full sweep that
+    moves nothing beyond ``tol_in``.  Updates ``cur`` in place and returns
+    ``(done, n_cur, full)``.
+    """
+    n_ws = ws.shape[0]
+    if full:
+        if delta <= tol_in:
+            return True, n_cur, full
+        n_cur = 0
+        for q in range(n_ws):
+            k = ws[q]
+            nz = False
+            if grouped:
+                for t in range(grp_ptr[k], grp_ptr[k + 1]):
+                    if w[grp_idx[t]] != 0.0:
+                        nz = True
+                        break
+            else:
+                nz = w[k] != 0.0
+            if nz:
+                cur[n_cur] = k
+                n_cur += 1
+        return False, n_cur, n_cur == n_ws
+    if delta <= tol_in:
+        for q in range(n_ws):
+            cur[q] = ws[q]
+        return False, n_ws, True
+    return False, n_cur, full
+
+
 @njit(cache=True, nogil=True)
 def _ws_penalty(pen_kind, alpha, l2, gamma, grouped, grp_ptr, grp_idx, grp_w, ws,
                 w):
@@ -452,7 +549,7 @@ def cd_inner(is_sparse, X, indptr, indices, data,
     Wb = np.empty((K + 1, m), np.float64)
     Bb = np.empty(K + 1, np.float64)
     st_acc = np.empty(n, st.dtype)
-    ones = np.ones(max(K, 1), np.float64)
+    w_acc = np.empty(m, np.float64)
     cnt = 0
     n_acc = 0
     # logistic intercept: Lipschitz constant of the partial gradient in b
@@ -527,30 +624,10 @@ def cd_inner(is_sparse, X, indptr, indices, data,
             dd = abs(gb)
             if dd > delta:
                 delta = dd
-        if full:
-            if delta <= tol_in:
-                break
-            # next sweeps: the non-zero blocks of the working set only
-            n_cur = 0
-            for q in range(n_ws):
-                k = ws[q]
-                nz = False
-                if grouped:
-                    for t in range(grp_ptr[k], grp_ptr[k + 1]):
-                        if w[grp_idx[t]] != 0.0:
-                            nz = True
-                            break
-                else:
-                    nz = w[k] != 0.0
-                if nz:
-                    cur[n_cur] = k
-                    n_cur += 1
-            full = n_cur == n_ws
-        elif delta <= tol_in:
-            full = True
-            n_cur = n_ws
-            for q in range(n_ws):
-                cur[q] = ws[q]
+        done, n_cur, full = _next_sweep(grouped, grp_ptr, grp_idx, w, ws, cur,
+                                        n_cur, full, delta, tol_in)
+        if done:
+            break
         if K > 0:
             for q in range(m):
                 Wb[cnt, q] = w[feats[q]]
@@ -558,43 +635,11 @@ def cd_inner(is_sparse, X, indptr, indices, data,
             cnt += 1
             if cnt == K + 1:
                 cnt = 0
-                C = np.zeros((K, K), np.float64)
-                for a1 in range(K):
-                    for a2 in range(a1, K):
-                        acc = 0.0
-                        for q in range(m):
-                            acc += (Wb[a1 + 1, q] - Wb[a1, q]) * (
-                                Wb[a2 + 1, q] - Wb[a2, q])
-                        C[a1, a2] = acc
-                        C[a2, a1] = acc
-                ok, z = _solve_small(C, ones[:K])
+                ok, z = _anderson_point(Wb, positive, w_acc)
                 if not ok:
                     continue
-                zs = z.sum()
-                if zs == 0.0 or not np.isfinite(zs):
-                    continue
-                z /= zs
-                w_acc = np.zeros(m, np.float64)
-                feasible = True
-                for q in range(m):
-                    acc = 0.0
-                    for a1 in range(K):
-                        acc += z[a1] * Wb[a1 + 1, q]
-                    w_acc[q] = acc
-                    if positive and acc < 0.0:
-                        feasible = False
-                if not feasible:
-                    continue
-                # state at the extrapolated point: move the current state along
-                # w_acc - w (cheaper than storing K states for sparse designs)
-                for i in range(n):
-                    st_acc[i] = st[i]
-                b_acc = b
-                for q in range(m):
-                    d = w_acc[q] - w[feats[q]]
-                    if d != 0.0:
-                        b_acc = _coord_apply(is_sparse, X, indptr, indices, data,
-                                             df_kind, st_acc, b_acc, mu, feats[q], d)
+                b_acc = _anderson_state(is_sparse, X, indptr, indices, data, df_kind,
+                                        st, b, mu, feats, w, w_acc, st_acc)
                 if df_kind == DF_LOGISTIC:
                     b_acc = 0.0
                     for a1 in range(K):
@@ -740,7 +785,6 @@ def cd_inner_lasso(is_sparse, X, indptr, indices, data, n_scale, st, b_arr, mu,
     Wb = np.empty((K + 1, m), np.float64)
     st_acc = np.empty(n, st.dtype)
     w_acc = np.empty(m, np.float64)
-    ones = np.ones(max(K, 1), np.float64)
     cnt = 0
     n_acc = 0
     delta = np.inf
@@ -748,25 +792,16 @@ def cd_inner_lasso(is_sparse, X, indptr, indices, data, n_scale, st, b_arr, mu,
     cur = ws.copy()
     n_cur = m
     full = True
+    no_groups = np.empty(0, np.int64)
     while epoch < max_epochs:
         epoch += 1
         b, delta = _lasso_sweep(is_sparse, X, indptr, indices, data, inv_n, st, b,
                                 mu, fit_intercept, alpha, l2, positive, lips, w,
                                 cur, n_cur)
-        if full:
-            if delta <= tol_in:
-                break
-            n_cur = 0
-            for q in range(m):
-                if w[ws[q]] != 0.0:
-                    cur[n_cur] = ws[q]
-                    n_cur += 1
-            full = n_cur == m
-        elif delta <= tol_in:
-            full = True
-            n_cur = m
-            for q in range(m):
-                cur[q] = ws[q]
+        done, n_cur, full = _next_sweep(False, no_groups, no_groups, w, ws, cur,
+                                        n_cur, full, delta, tol_in)
+        if done:
+            break
         if K == 0:
             continue
         for q in range(m):
@@ -775,52 +810,18 @@ def cd_inner_lasso(is_sparse, X, indptr, indices, data, n_scale, st, b_arr, mu,
         if cnt < K + 1:
             continue
         cnt = 0
-        C = np.zeros((K, K), np.float64)
-        for a1 in range(K):
-            for a2 in range(a1, K):
-                acc = 0.0
-                for q in range(m):
-                    acc += (Wb[a1 + 1, q] - Wb[a1, q]) * (Wb[a2 + 1, q] - Wb[a2, q])
-                C[a1, a2] = acc
-                C[a2, a1] = acc
-        ok, z = _solve_small(C, ones[:K])
+        ok, _ = _anderson_point(Wb, positive, w_acc)
         if not ok:
             continue
-        zs = z.sum()
-        if zs == 0.0 or not np.isfinite(zs):
-            continue
-        z /= zs
-        feasible = True
-        for q in range(m):
-            acc = 0.0
-            for a1 in range(K):
-                acc += z[a1] * Wb[a1 + 1, q]
-            w_acc[q] = acc
-            if positive and acc < 0.0:
-                feasible = False
-        if not feasible:
-            continue
-        for i in range(n):
-            st_acc[i] = st[i]
-        b_acc = b
+        b_acc = _anderson_state(is_sparse, X, indptr, indices, data, DF_QUAD, st, b,
+                                mu, ws, w, w_acc, st_acc)
         pen_cur = 0.0
         pen_acc = 0.0
         for q in range(m):
-            j = ws[q]
-            wj = w[j]
+            wj = w[ws[q]]
             pen_cur += alpha * abs(wj) + 0.5 * l2 * wj * wj
             wa = w_acc[q]
             pen_acc += alpha * abs(wa) + 0.5 * l2 * wa * wa
-            d = wa - wj
-            if d != 0.0:
-                if is_sparse:
-                    for k in range(indptr[j], indptr[j + 1]):
-                        st_acc[indices[k]] -= d * data[k]
-                else:
-                    for i in range(n):
-                        st_acc[i] -= d * X[i, j]
-                if fit_intercept:
-                    b_acc -= d * mu[j]
         f_cur = datafit_value(DF_QUAD, st, st, n_scale, st, b) + pen_cur
         f_acc = datafit_value(DF_QUAD, st_acc, st_acc, n_scale, st_acc, b_acc) \
             + pen_acc
