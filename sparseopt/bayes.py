@@ -36,7 +36,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics.pairwise import pairwise_kernels
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -56,6 +56,7 @@ from sparseopt.solvers._xp_linalg import (
     onehot,
     sparse_parts,
 )
+from sparseopt.solvers._xp_validation import validate_data_xp
 from sparseopt.solvers.sbl import SBLResult, log_marginal_likelihood, sbl_regression
 from sparseopt.solvers.sbl_em import block_sbl
 from sparseopt.solvers.sbl_kron import KroneckerSBLResult, kron_apply, kronecker_sbl
@@ -160,116 +161,10 @@ def _x_dtype(X):
     return X.data.dtype if is_sparse_input(X) else X.dtype
 
 
-def _as_float(xp, a, name):
-    """float32/float64 kept, integers and booleans to float64, else ``TypeError``."""
-    if xp.isdtype(a.dtype, "real floating"):
-        if a.dtype != xp.float32 and a.dtype != xp.float64:
-            a = xp.astype(a, xp.float64)
-        return a
-    if xp.isdtype(a.dtype, ("integral", "bool")):
-        return xp.astype(a, xp.float64)
-    raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
-
-
-def _check_x_device(nx, est, X, *, reset, accept_sparse=True):
-    """Dtype and shape of a device ``X``, with :func:`validate_data`'s messages.
-
-    The values are checked by :func:`_check_finite_device` (one transfer for
-    all arrays of a call).
-    """
-    xp = nx.xp
-    name = type(est).__name__
-    if is_sparse_input(X) or hasattr(X, "toarray"):
-        if not accept_sparse:
-            raise TypeError("Sparse data was passed for X, but dense data is required. "
-                            "Use '.toarray()' to convert to a dense array.")
-        shape = tuple(int(s) for s in X.shape)
-        if len(shape) != 2:
-            raise ValueError(f"Expected 2D array, got {len(shape)}D array instead")
-        if not xp.isdtype(X.data.dtype, ("real floating", "integral", "bool")):
-            raise TypeError(f"X must hold real numbers, got dtype {X.data.dtype}")
-    else:
-        X = _as_float(xp, X, "X")
-        if X.ndim != 2:
-            raise ValueError(
-                f"Expected 2D array, got {X.ndim}D array instead:\nX must have shape "
-                f"(n_samples, n_features), got {tuple(X.shape)}")
-        shape = tuple(X.shape)
-    if shape[0] < 1:
-        raise ValueError(f"Found array with {shape[0]} sample(s) (shape={shape}) while a "
-                         f"minimum of 1 is required by {name}.")
-    if shape[1] < 1:
-        raise ValueError(f"Found array with {shape[1]} feature(s) (shape={shape}) while "
-                         f"a minimum of 1 is required by {name}.")
-    if reset:
-        est.n_features_in_ = shape[1]
-        if hasattr(est, "feature_names_in_"):
-            del est.feature_names_in_
-    elif shape[1] != est.n_features_in_:
-        raise ValueError(f"X has {shape[1]} features, but {name} is expecting "
-                         f"{est.n_features_in_} features as input.")
-    return X
-
-
-def _check_y_device(nx, y, n, *, numeric):
-    """A device target as 1-D (a column vector is raveled with a warning)."""
-    xp = nx.xp
-    if y.ndim == 2 and y.shape[1] == 1:
-        warnings.warn("A column-vector y was passed when a 1d array was expected. "
-                      "Please change the shape of y to (n_samples, ), for example "
-                      "using ravel().", DataConversionWarning, stacklevel=4)
-        y = xp.reshape(y, (-1,))
-    elif y.ndim != 1:
-        raise ValueError(f"y should be a 1d array, got an array of shape "
-                         f"{tuple(y.shape)} instead.")
-    if y.shape[0] != n:
-        raise ValueError("Found input variables with inconsistent numbers of samples: "
-                         f"[{n}, {y.shape[0]}]")
-    return _as_float(xp, y, "y") if numeric else y
-
-
-def _check_weight_device(nx, sample_weight, n):
-    """``sample_weight`` on the device as float64 of shape ``(n,)``."""
-    xp = nx.xp
-    if sample_weight is None:
-        return None
-    if isinstance(sample_weight, numbers.Number):
-        return xp.full(n, float(sample_weight), dtype=xp.float64)
-    if sample_weight.ndim != 1:
-        raise ValueError("Sample weights must be 1D array or scalar")
-    if sample_weight.shape[0] != n:
-        raise ValueError(f"sample_weight.shape == {tuple(sample_weight.shape)}, "
-                         f"expected ({n},)!")
-    return xp.astype(_as_float(xp, sample_weight, "sample_weight"), xp.float64)
-
-
-def _check_finite_device(nx, est, named, extra=()):
-    """``ValueError`` with scikit-learn's message if a named device array is not finite.
-
-    ``named`` maps ``"X"``/``"y"`` to dense or sparse device arrays (integer
-    arrays are skipped); ``extra`` are further device scalars fetched in the
-    same transfer (one synchronisation per call), returned as floats.
-    """
-    xp = nx.xp
-    checks, flags = [], []
-    for label, a in named.items():
-        data = a.data if is_sparse_input(a) else a
-        if xp.isdtype(data.dtype, "real floating") and data.size:
-            checks.append((label, "float32" if data.dtype == xp.float32 else "float64"))
-            flags += [xp.any(xp.isnan(data)), xp.any(~xp.isfinite(data))]
-    values = fetch(nx, *flags, *extra) if flags or extra else ()
-    for i, (label, dt) in enumerate(checks):
-        has_nan, bad = values[2 * i], values[2 * i + 1]
-        if has_nan:
-            msg = f"Input {label} contains NaN."
-            if label == "X":
-                msg += (f"\n{type(est).__name__} does not accept missing values encoded "
-                        "as NaN natively.")
-            raise ValueError(msg)
-        if bad:
-            raise ValueError(f"Input {label} contains infinity or a value too large for "
-                             f"dtype('{dt}').")
-    return values[2 * len(checks):]
+def _validate_xp(nx, est, X, y=None, *, accept_sparse=True, **kw):
+    """:func:`~sparseopt.solvers._xp_validation.validate_data_xp` with the host
+    path's default ``accept_sparse`` (the host passes ``["csr", "csc"]``)."""
+    return validate_data_xp(nx, est, X, y, accept_sparse=accept_sparse, **kw)
 
 
 def _variance_xp(xp, X):
@@ -550,12 +445,10 @@ class SparseBayesianRegression(_KernelBasisMixin, RegressorMixin, BaseEstimator)
     def _validate_device(self, nx, X, y, sample_weight):
         """Device twin of ``validate_data`` (same messages); sets ``kernel_params_``."""
         self._check_kernel_device(X)
-        X = _check_x_device(nx, self, X, reset=True)
-        y = _check_y_device(nx, y, X.shape[0], numeric=True)
-        sample_weight = _check_weight_device(nx, sample_weight, X.shape[0])
         scale = self.gamma == "scale"
-        var = _check_finite_device(nx, self, {"X": X, "y": y},
-                                   (_variance_xp(nx.xp, X),) if scale else ())
+        X, y, sample_weight, var = _validate_xp(
+            nx, self, X, y, reset=True, y_numeric=True, sample_weight=sample_weight,
+            extra=(lambda X, y: (_variance_xp(nx.xp, X),)) if scale else None)
         self.kernel_params_ = self._kernel_params(X.shape[1], X,
                                                   var=var[0] if scale else None)
         return X, y, sample_weight
@@ -605,8 +498,7 @@ class SparseBayesianRegression(_KernelBasisMixin, RegressorMixin, BaseEstimator)
         """:meth:`predict` for a device ``X`` and a device fit: no host round trip."""
         xp = nx.xp
         self._check_kernel_device(X)
-        X = _check_x_device(nx, self, X, reset=False)
-        _check_finite_device(nx, self, {"X": X})
+        X = _validate_xp(nx, self, X, reset=False).X
         dt = _x_dtype(X)
         if self.kernel is None or self.kernel == "precomputed":
             B = _select_columns_xp(nx, X, self.active_)
@@ -804,16 +696,14 @@ class RelevanceVectorClassifier(_KernelBasisMixin, ClassifierMixin, BaseEstimato
         """
         xp = nx.xp
         self._check_kernel_device(X)
-        X = _check_x_device(nx, self, X, reset=True)
-        n = X.shape[0]
-        y = _check_y_device(nx, y, n, numeric=False)
-        if not xp.isdtype(y.dtype, ("real floating", "integral", "bool")):
-            raise ValueError(f"Unknown label type: y has dtype {y.dtype}")
-        sample_weight = _check_weight_device(nx, sample_weight, n)
-        extra = [_variance_xp(xp, X) if self.gamma == "scale" else 0.0]
-        if xp.isdtype(y.dtype, "real floating"):
-            extra.append(xp.any(y != xp.round(y)))
-        var, *continuous = _check_finite_device(nx, self, {"X": X, "y": y}, extra)
+
+        def extra(X, y):   # gamma="scale"'s variance, a continuous-target flag
+            var = _variance_xp(xp, X) if self.gamma == "scale" else 0.0
+            floating = xp.isdtype(y.dtype, "real floating")
+            return (var, xp.any(y != xp.round(y))) if floating else (var,)
+
+        X, y, sample_weight, (var, *continuous) = _validate_xp(
+            nx, self, X, y, reset=True, sample_weight=sample_weight, extra=extra)
         if continuous and continuous[0]:
             raise ValueError(
                 "Unknown label type: continuous. Maybe you are trying to fit a "
@@ -860,8 +750,7 @@ class RelevanceVectorClassifier(_KernelBasisMixin, ClassifierMixin, BaseEstimato
         """:meth:`_latent` for a device ``X`` and a device fit."""
         xp = nx.xp
         self._check_kernel_device(X)
-        X = _check_x_device(nx, self, X, reset=False)
-        _check_finite_device(nx, self, {"X": X})
+        X = _validate_xp(nx, self, X, reset=False).X
         if self.kernel is None or self.kernel == "precomputed":
             B = _select_columns_xp(nx, X, self.support_)
         else:
@@ -1101,9 +990,7 @@ class KroneckerSBL(TransformerMixin, BaseEstimator):
 
     def _validate_device(self, nx, X, reset):
         """Device twin of ``validate_data`` for the signals (same messages)."""
-        X = _check_x_device(nx, self, X, reset=reset, accept_sparse=False)
-        _check_finite_device(nx, self, {"X": X})
-        return X
+        return _validate_xp(nx, self, X, reset=reset, accept_sparse=False).X
 
     def _check_shape(self, X):
         M = int(np.prod([np.shape(A)[0] for A in self.factors]))
@@ -1181,16 +1068,10 @@ class KroneckerSBL(TransformerMixin, BaseEstimator):
         from sparseopt.solvers.sbl_xp_kron import kron_apply_xp
 
         xp = nx.xp
-        X = _as_float(xp, X, "X")
-        if X.ndim != 2:
-            raise ValueError(f"Expected 2D array, got {X.ndim}D array instead")
-        if X.shape[0] < 1:
-            raise ValueError(f"Found array with 0 sample(s) (shape={tuple(X.shape)}) while "
-                             "a minimum of 1 is required.")
+        X = _validate_xp(nx, None, X, reset=False, accept_sparse=False).X
         if X.shape[1] != self.n_components_:
             raise ValueError(f"codes must have {self.n_components_} columns, got "
                              f"{X.shape[1]}")
-        _check_finite_device(nx, self, {"X": X})
         factors = [xp.astype(A, xp.float64) for A in self._factor_list()]
         X64 = xp.astype(X, xp.float64)
         M = int(np.prod([A.shape[0] for A in factors]))

@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from sparseopt.solvers._xp_checks import device_backend, fetch
+from sparseopt.solvers._xp_validation import validate_data_xp
 from sparseopt.solvers.rpca import (
     METHODS,
     SVD_METHODS,
@@ -172,10 +173,11 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         nx = device_backend(X=X)
         if nx is not None:
             # device (CuPy) data: decomposed on the device, fitted arrays stay there
-            X = _check_device_x(nx, X, self, reset=True)
-            missing = nx.xp.isnan(X)
-            (any_missing,) = fetch(nx, nx.xp.any(missing))
-            mask = ~missing if any_missing else None
+            xp = nx.xp
+            X, _, _, (any_missing,) = validate_data_xp(
+                nx, self, X, reset=True, allow_nan=True,
+                extra=lambda X, y: (xp.any(xp.isnan(X)),))
+            mask = ~xp.isnan(X) if any_missing else None
         else:
             X = validate_data(self, X, dtype=[np.float64, np.float32],
                               ensure_all_finite="allow-nan", ensure_min_samples=1)
@@ -228,8 +230,8 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         check_is_fitted(self)
         nx = device_backend(X=X, components_=self.components_)
         if nx is not None:
-            return _transform_device(nx, _check_device_x(nx, X, self, reset=False),
-                                     self.components_)
+            X = validate_data_xp(nx, self, X, reset=False, allow_nan=True).X
+            return _transform_device(nx, X, self.components_)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False,
                           ensure_all_finite="allow-nan")
         W = self.components_.astype(X.dtype, copy=False)
@@ -273,30 +275,6 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 f"X must have shape (n_samples, {self.n_components_}), got {X.shape}")
         dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
         return X.astype(dtype, copy=False) @ self.components_.astype(dtype, copy=False)
-
-
-def _check_device_x(nx, X, est, *, reset):
-    """Dtype and shape of device data (NaN allowed: missing entries)."""
-    xp = nx.xp
-    if hasattr(X, "indptr") or hasattr(X, "toarray"):
-        raise TypeError("RobustPCA needs dense data, got a sparse matrix")
-    if xp.isdtype(X.dtype, ("integral", "bool")):
-        X = xp.astype(X, xp.float64)
-    elif not xp.isdtype(X.dtype, "real floating"):
-        raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
-    if X.ndim != 2:
-        raise ValueError(f"Expected 2D array, got {X.ndim}D array instead")
-    if X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(f"X must be non-empty, got shape {tuple(X.shape)}")
-    if reset:
-        est.n_features_in_ = int(X.shape[1])
-    elif X.shape[1] != est.n_features_in_:
-        raise ValueError(f"X has {X.shape[1]} features, but RobustPCA is expecting "
-                         f"{est.n_features_in_} features as input")
-    (bad,) = fetch(nx, xp.any(xp.isinf(X)))
-    if bad:
-        raise ValueError("X contains infinity; mark missing entries with NaN")
-    return X
 
 
 def _transform_device(nx, X, components):

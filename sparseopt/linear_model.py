@@ -41,6 +41,7 @@ from sklearn.utils.validation import (
 from sparseopt._backend import get_backend
 from sparseopt._validation import check_scalar
 from sparseopt.solvers._xp_linalg import device_backend, fetch
+from sparseopt.solvers._xp_validation import validate_data_xp
 from sparseopt.solvers.regression import (
     group_lipschitz,
     group_penalty,
@@ -61,7 +62,6 @@ from sparseopt.solvers.regression._xp import (
     linear_predict_xp,
     prepare_design_xp,
     take_rows_xp,
-    validate_xy_device,
 )
 from sparseopt.solvers.regression._xp import expit as expit_xp
 from sparseopt.solvers.regression._xp_penalty import PenaltyXP
@@ -124,12 +124,12 @@ class _SparseLinearBase(BaseEstimator):
     def _validate_xy(self, X, y, sample_weight):
         nx = device_backend(X=X, y=y, sample_weight=sample_weight)
         if nx is not None:
-            # device arrays: shapes and dtypes checked where they live (the
-            # values by prepare_design_xp, one transfer); no host copy
-            X, y, sample_weight = validate_xy_device(nx, X, y, sample_weight)
-            self.n_features_in_ = X.shape[1]
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
+            # device arrays: validated where they live with validate_data's
+            # messages (all value checks in one transfer); no host copy
+            X, y, sample_weight, _ = validate_data_xp(
+                nx, self, X, y, reset=True, accept_sparse=True,
+                y_numeric=self._datafit == "quadratic", sample_weight=sample_weight,
+                ensure_non_negative=True)
             return X, y, sample_weight
         X = _from_sparseopt(X)
         X, y = validate_data(self, X, y, accept_sparse=_ACCEPT_SPARSE,
@@ -164,7 +164,9 @@ class _SparseLinearBase(BaseEstimator):
         else:
             design = prepare_design_xp(
                 nx, host_csr(X), target, datafit=self._datafit,
-                sample_weight=sample_weight, fit_intercept=self.fit_intercept)
+                sample_weight=sample_weight, fit_intercept=self.fit_intercept,
+                # device input was validated by validate_data_xp in fit
+                check_input=device_backend(X=X, y=target) is None)
         pen, lips_blocks = self._penalty(design, X.shape[1])
         w0 = b0 = None
         if getattr(self, "warm_start", False) and hasattr(self, "coef_") and \
@@ -232,8 +234,9 @@ class _RegressorBase(RegressorMixin, _SparseLinearBase):
         check_is_fitted(self)
         nx = device_backend(X=X, coef_=self.coef_)
         if nx is not None:
-            return linear_predict_xp(nx, X, self.coef_, self.n_features_in_) + \
-                self.intercept_
+            X = validate_data_xp(nx, self, X, reset=False, accept_sparse=True).X
+            return linear_predict_xp(nx, X, self.coef_, self.n_features_in_,
+                                     check_input=False) + self.intercept_
         X = _from_sparseopt(X)
         X = validate_data(self, X, accept_sparse=_ACCEPT_SPARSE, reset=False,
                           dtype=[np.float64, np.float32])
@@ -726,8 +729,9 @@ class SparseLogisticRegression(ClassifierMixin, _SparseLinearBase):
         check_is_fitted(self)
         nx = device_backend(X=X, coef_=self.coef_)
         if nx is not None:
-            return linear_predict_xp(nx, X, self.coef_[0, :], self.n_features_in_) + \
-                self.intercept_[0]
+            X = validate_data_xp(nx, self, X, reset=False, accept_sparse=True).X
+            return linear_predict_xp(nx, X, self.coef_[0, :], self.n_features_in_,
+                                     check_input=False) + self.intercept_[0]
         X = _from_sparseopt(X)
         X = validate_data(self, X, accept_sparse=_ACCEPT_SPARSE, reset=False,
                           dtype=[np.float64, np.float32])

@@ -39,6 +39,7 @@ from sparseopt.solvers._xp_checks import (
     fetch,
     float_dtype_xp,
 )
+from sparseopt.solvers._xp_validation import validate_data_xp
 
 __all__ = ["MonarchApproximation", "MonarchMatrix", "monarch_project"]
 
@@ -691,65 +692,6 @@ def monarch_project(W, nblocks="auto", *, rank=1, inner_size=None, pad=False):
 _ESTIMATOR_DTYPES = [np.float64, np.float32]
 
 
-def _check_x_device(nx, est, X, *, reset):
-    """Device twin of ``validate_data(est, X, dtype=[float64, float32])``.
-
-    Same checks and messages as scikit-learn's on the host (2-D, at least one
-    sample and one feature, real and finite, the fitted number of features),
-    on the array's own device: float32/float64 kept, other real floats,
-    integers and booleans to float64, finiteness by one reduction and one
-    synchronisation.  ``reset`` sets ``n_features_in_`` (and drops a
-    ``feature_names_in_`` of an earlier host fit: device arrays carry no
-    column names).
-    """
-    xp = nx.xp
-    name = type(est).__name__
-    if hasattr(X, "toarray") or hasattr(X, "indptr"):
-        raise TypeError("Sparse data was passed for X, but dense data is required. "
-                        "Use '.toarray()' to convert to a dense array.")
-    dt = X.dtype
-    if xp.isdtype(dt, "complex floating"):
-        raise ValueError("Complex data not supported")
-    if xp.isdtype(dt, "real floating"):
-        if dt != xp.float32 and dt != xp.float64:
-            X = xp.astype(X, xp.float64)
-    elif xp.isdtype(dt, ("integral", "bool")):
-        X = xp.astype(X, xp.float64)
-    else:
-        raise TypeError(f"X must hold real numbers, got dtype {dt}")
-    if X.ndim < 2:
-        raise ValueError(
-            f"Expected 2D array, got {'scalar' if X.ndim == 0 else '1D'} array instead:\n"
-            "Reshape your data either using array.reshape(-1, 1) if your data has a "
-            "single feature or array.reshape(1, -1) if it contains a single sample.")
-    if X.ndim > 2:
-        raise ValueError(f"Found array with dim {X.ndim}, while dim <= 2 is required "
-                         f"by {name}.")
-    shape = tuple(int(d) for d in X.shape)
-    if shape[0] < 1:
-        raise ValueError(f"Found array with {shape[0]} sample(s) (shape={shape}) while a "
-                         f"minimum of 1 is required by {name}.")
-    if shape[1] < 1:
-        raise ValueError(f"Found array with {shape[1]} feature(s) (shape={shape}) while "
-                         f"a minimum of 1 is required by {name}.")
-    has_nan, bad = fetch(nx, xp.any(xp.isnan(X)), xp.any(~xp.isfinite(X)))
-    if has_nan:
-        raise ValueError(f"Input X contains NaN.\n{name} does not accept missing values "
-                         "encoded as NaN natively.")
-    if bad:
-        dname = "float32" if X.dtype == xp.float32 else "float64"
-        raise ValueError("Input X contains infinity or a value too large for "
-                         f"dtype('{dname}').")
-    if reset:
-        est.n_features_in_ = shape[1]
-        if hasattr(est, "feature_names_in_"):
-            del est.feature_names_in_
-    elif shape[1] != est.n_features_in_:
-        raise ValueError(f"X has {shape[1]} features, but {name} is expecting "
-                         f"{est.n_features_in_} features as input.")
-    return X
-
-
 class MonarchApproximation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Fit the optimal Monarch approximation of a weight matrix; apply it as a layer.
 
@@ -841,7 +783,7 @@ class MonarchApproximation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         if nx is None:
             W = validate_data(self, X, dtype=_ESTIMATOR_DTYPES, ensure_min_samples=1)
         else:
-            W = _check_x_device(nx, self, X, reset=True)
+            W = validate_data_xp(nx, self, X, reset=True).X
         self.monarch_ = monarch_project(W, self.nblocks, rank=self.rank,
                                         inner_size=self.inner_size, pad=self.pad)
         if nx is None:
@@ -883,7 +825,7 @@ class MonarchApproximation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         if nx is None:
             X = validate_data(self, X, dtype=_ESTIMATOR_DTYPES, reset=False)
             return np.ascontiguousarray(self.monarch_.matmul(X.T).T)
-        X = _check_x_device(nx, self, X, reset=False)
+        X = validate_data_xp(nx, self, X, reset=False).X
         Y = self.monarch_.matmul(X.T).T
         contiguous = getattr(nx.xp, "ascontiguousarray", None)   # CuPy: C order as on the host
         return Y if contiguous is None else contiguous(Y)

@@ -39,6 +39,7 @@ __all__ = [
     "host_float_dtype",
     "is_sparse_input",
     "padded_groups",
+    "real_float_xp",
     "scatter",
     "segment_sum",
     "solve_triangular",
@@ -139,19 +140,24 @@ def check_finite_xp(nx, a, name):
         raise ValueError(f"{name} contains {what}; all entries must be finite")
 
 
-def as_float_array(nx, a, name, ndim):
-    """A device array as a real float array of ``ndim`` dimensions (validated, finite)."""
-    xp = nx.xp
-    if is_sparse_input(a):
-        raise TypeError(f"{name} must be a dense array, got sparse {type(a).__name__}")
+def real_float_xp(xp, a, name):
+    """float32/float64 kept, other real floats, integers and booleans to float64.
+
+    Any other dtype (complex, ...) is a ``TypeError`` naming ``name``.
+    """
     dt = a.dtype
     if xp.isdtype(dt, "real floating"):
-        if dt != xp.float32 and dt != xp.float64:
-            a = xp.astype(a, xp.float64)
-    elif xp.isdtype(dt, ("integral", "bool")):
-        a = xp.astype(a, xp.float64)
-    else:
-        raise TypeError(f"{name} must hold real numbers, got dtype {dt}")
+        return a if dt == xp.float32 or dt == xp.float64 else xp.astype(a, xp.float64)
+    if xp.isdtype(dt, ("integral", "bool")):
+        return xp.astype(a, xp.float64)
+    raise TypeError(f"{name} must hold real numbers, got dtype {dt}")
+
+
+def as_float_array(nx, a, name, ndim):
+    """A device array as a real float array of ``ndim`` dimensions (validated, finite)."""
+    if is_sparse_input(a):
+        raise TypeError(f"{name} must be a dense array, got sparse {type(a).__name__}")
+    a = real_float_xp(nx.xp, a, name)
     if a.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(a.shape)}")
     check_finite_xp(nx, a, name)
@@ -167,7 +173,8 @@ def sparse_parts(nx, X, name="X"):
     Accepts :class:`sparseopt.CSR` on device arrays, ``cupyx.scipy.sparse``
     matrices (CSC/COO are converted to CSR on the device) and any object with
     ``format == "csr"`` and ``indptr``, ``indices``, ``data``, ``shape``.
-    Duplicates are allowed (products sum them); ``data`` is cast to float64.
+    Duplicates are allowed (products sum them); float32/float64 ``data`` is kept,
+    other real dtypes become float64.
     """
     xp = nx.xp
     fmt = getattr(X, "format", "csr")
@@ -178,11 +185,7 @@ def sparse_parts(nx, X, name="X"):
     shape = tuple(int(s) for s in X.shape)
     if len(shape) != 2:
         raise ValueError(f"{name} must be 2-D, got shape {shape}")
-    data = X.data
-    if xp.isdtype(data.dtype, ("integral", "bool")):
-        data = xp.astype(data, xp.float64)
-    elif not xp.isdtype(data.dtype, "real floating"):
-        raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
+    data = real_float_xp(xp, X.data, name)
     check_finite_xp(nx, data, name)
     return X.indptr, X.indices, data, shape
 

@@ -368,47 +368,19 @@ def host_csr(X):
     return X
 
 
-def validate_xy_device(nx, X, y, sample_weight):
-    """Shapes and dtypes of device ``X``, ``y``, ``sample_weight`` (values: by the design).
-
-    Returns ``(X, y, sample_weight)`` with a dense ``X`` as a float array; the
-    finiteness and the weights' signs are checked by :func:`prepare_design_xp`.
-    """
-    xp = nx.xp
-    if is_sparse_input(X):
-        shape = tuple(int(s) for s in X.shape)
-        if len(shape) != 2:
-            raise ValueError(f"X must be 2-D, got shape {shape}")
-    else:
-        dt = X.dtype
-        if xp.isdtype(dt, ("integral", "bool")):
-            X = xp.astype(X, xp.float64)
-        elif not xp.isdtype(dt, "real floating"):
-            raise TypeError(f"X must hold real numbers, got dtype {dt}")
-        if X.ndim != 2:
-            raise ValueError(f"Expected 2D array, got {X.ndim}D array instead: X must "
-                             f"have shape (n_samples, n_features), got {tuple(X.shape)}")
-        shape = tuple(X.shape)
-    if shape[0] < 1 or shape[1] < 1:
-        raise ValueError(f"X must have at least one sample and one feature, got shape "
-                         f"{shape}")
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D, got shape {tuple(y.shape)}")
-    if y.shape[0] != shape[0]:
-        raise ValueError(f"y has {y.shape[0]} entries but X has {shape[0]} samples")
-    if sample_weight is not None and not hasattr(sample_weight, "shape"):
-        sample_weight = xp.asarray(sample_weight, dtype=xp.float64)
-    return X, y, sample_weight
-
-
-def linear_predict_xp(nx, X, coef, n_features):
+def linear_predict_xp(nx, X, coef, n_features, *, check_input=True):
     """``X @ coef`` for a device ``X`` (dense or CSR-like) and ``coef`` of shape
-    ``(p,)`` or ``(p, k)``, in ``X``'s float dtype."""
+    ``(p,)`` or ``(p, k)``, in ``X``'s float dtype.
+
+    ``check_input=False``: a dense ``X`` already validated (a float32/float64
+    2-D array, finite), as the estimators' ``predict`` passes it.
+    """
     xp = nx.xp
     if is_sparse_input(X):
         indptr, indices, data, (n, p) = sparse_parts(nx, X)
     else:
-        X = as_float_array(nx, X, "X", 2)
+        if check_input:
+            X = as_float_array(nx, X, "X", 2)
         n, p = X.shape
     if p != n_features:
         raise ValueError(f"X has {p} features, but the model is expecting {n_features} "
