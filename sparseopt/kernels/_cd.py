@@ -708,6 +708,23 @@ def _dense_col_dot(X, j, v, n):
     return acc
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _enet_step(w, g, L, alpha, l2, positive):
+    """Exact coordinate minimiser of the elastic net from ``w`` with partial
+    gradient ``g``: ``prox_1d(PEN_L1, w - g / L, ...)`` without the dispatch
+    (inlined: it runs once per coordinate)."""
+    u = w - g / L
+    if positive and u < 0.0:
+        u = 0.0
+    t = abs(u) - alpha / L
+    if t <= 0.0:
+        return 0.0
+    new = t / (1.0 + l2 / L)
+    if u < 0.0:
+        new = -new
+    return new
+
+
 @njit(cache=True, nogil=True)
 def _lasso_sweep(is_sparse, X, indptr, indices, data, inv_n, st, b, mu,
                  fit_intercept, alpha, l2, positive, lips, w, cur, n_cur):
@@ -738,16 +755,7 @@ def _lasso_sweep(is_sparse, X, indptr, indices, data, inv_n, st, b, mu,
         if fit_intercept:
             g += b * mu[j]
         old = w[j]
-        u = old - g / L
-        if positive and u < 0.0:
-            u = 0.0
-        t = abs(u) - alpha / L
-        if t <= 0.0:
-            new = 0.0
-        else:
-            new = t / (1.0 + l2 / L)
-            if u < 0.0:
-                new = -new
+        new = _enet_step(old, g, L, alpha, l2, positive)
         if new != old:
             d = new - old
             if is_sparse:
@@ -927,17 +935,7 @@ def lasso_outer(is_sparse, X, indptr, indices, data, inv_n, st, b, mu,
             continue
         if wj != 0.0:
             n_active += 1
-            u = wj - g / L
-            if positive and u < 0.0:
-                u = 0.0
-            t = abs(u) - alpha / L
-            if t <= 0.0:
-                new = 0.0
-            else:
-                new = t / (1.0 + l2 / L)
-                if u < 0.0:
-                    new = -new
-            kk = L * abs(wj - new)
+            kk = L * abs(wj - _enet_step(wj, g, L, alpha, l2, positive))
             out_score[j] = np.inf
         elif zb > alpha:
             # prox of a zero coordinate: L |w+| = (zb - alpha) L / (L + l2)
