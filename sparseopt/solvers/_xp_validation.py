@@ -77,10 +77,15 @@ class _Deferred:
     def warn(self, message, category):
         self.events.append(("warn", message, category))
 
-    def finite(self, a, input_name, est_name, allow_nan=False):
-        """Queue ``_assert_all_finite``'s checks of a float array (integers: none)."""
+    def finite(self, a, input_name, est_name, allow_nan=False, dtype=None):
+        """Queue ``_assert_all_finite``'s checks of a float array.
+
+        ``dtype``: the input's dtype when ``a`` is a converted copy: nothing to
+        check unless it was a floating one (integers are finite).
+        """
         xp = self.nx.xp
-        if not xp.isdtype(a.dtype, ("real floating", "complex floating")) or a.size == 0:
+        floating = ("real floating", "complex floating")
+        if not xp.isdtype(a.dtype if dtype is None else dtype, floating) or a.size == 0:
             return
         label = f"{input_name} " if input_name else ""
         if not allow_nan:
@@ -135,6 +140,7 @@ def _check_x(nx, d, X, est_name, *, accept_sparse, allow_nan, ensure_min_samples
             d.fail(ValueError(f"Expected 2D input, got input with shape {shape}."))
         d.finite(data, input_name, est_name, allow_nan)
     else:
+        dtype_in = X.dtype
         X = _float_or_complex(xp, X, d, input_name)
         if X.ndim < 2:
             d.fail(ValueError(
@@ -144,7 +150,7 @@ def _check_x(nx, d, X, est_name, *, accept_sparse, allow_nan, ensure_min_samples
             d.fail(ValueError(f"Found array with dim {X.ndim}, while dim <= 2 is "
                               f"required{context}."))
         shape = tuple(int(s) for s in X.shape)
-        d.finite(X, input_name, est_name, allow_nan)
+        d.finite(X, input_name, est_name, allow_nan, dtype=dtype_in)
     if shape[0] < ensure_min_samples:
         d.fail(ValueError(f"Found array with {shape[0]} sample(s) (shape={shape}) while a "
                           f"minimum of {ensure_min_samples} is required{context}."))
@@ -196,7 +202,7 @@ def _check_weight(nx, d, sample_weight, n, ensure_non_negative):
     else:
         sw = xp.astype(_float_or_complex(xp, sample_weight, d, "sample_weight"),
                        xp.float64)
-        d.finite(sw, "sample_weight", None)
+        d.finite(sw, "sample_weight", None, dtype=sample_weight.dtype)
         if sw.ndim == 0:
             (value,) = fetch(nx, sw)
             d.fail(TypeError("Input should have at least 1 dimension i.e. satisfy "
