@@ -56,36 +56,40 @@ PREDICT = {"SparseBayesianRegression": "predict", "RelevanceVectorClassifier": "
            "KroneckerSBL": "transform"}
 
 
+def _put(X, value, dtype=np.float64):
+    X = X.astype(dtype)   # a copy
+    X[2, 3] = value
+    return X
+
+
+def _sparse_nan(X):
+    X = sp.csr_array(X)
+    X.data[1] = np.nan
+    return X
+
+
+_X_FAULTS = {
+    "ok": lambda X: X,
+    "nan": lambda X: _put(X, np.nan),
+    "inf": lambda X: _put(X, np.inf),
+    "inf32": lambda X: _put(X, np.inf, np.float32),
+    "1d": lambda X: X[0],
+    "0d": lambda X: np.asarray(X[0, 0]),
+    "3d": lambda X: X[None],
+    "no_rows": lambda X: X[:0],
+    "no_cols": lambda X: X[:, :0],
+    "complex": lambda X: X + 1j,
+    "int": lambda X: np.rint(3 * X).astype(np.int64),
+    "sparse": sp.csr_array,
+    "sparse_nan": _sparse_nan,
+    "features": lambda X: X[:, :P - 1],
+}
+
+
 def _bad_x(X, kind):
-    """``X`` with one fault (or two, joined by '+')."""
+    """``X`` with one fault (or several, joined by '+', applied left to right)."""
     for k in kind.split("+"):
-        X = X.copy() if isinstance(X, np.ndarray) else X
-        if k in ("nan", "inf", "inf32"):
-            X = X.astype(np.float32 if k == "inf32" else np.float64)
-            X[2, 3] = np.nan if k == "nan" else np.inf
-        elif k == "1d":
-            X = X[0]
-        elif k == "0d":
-            X = np.asarray(X[0, 0])
-        elif k == "3d":
-            X = X[None]
-        elif k == "no_rows":
-            X = X[:0]
-        elif k == "no_cols":
-            X = X[:, :0]
-        elif k == "complex":
-            X = X + 1j
-        elif k == "int":
-            X = np.rint(3 * X).astype(np.int64)
-        elif k == "sparse":
-            X = sp.csr_array(X)
-        elif k == "sparse_nan":
-            X = sp.csr_array(X)
-            X.data[1] = np.nan
-        elif k == "features":
-            X = X[:, :P - 1]
-        elif k != "ok":
-            raise AssertionError(k)
+        X = _X_FAULTS[k](X)
     return X
 
 
