@@ -168,8 +168,9 @@ def _symbolic_chunk(a_indptr, a_indices, b_indptr, b_indices, n_cols, flops, r0,
             for k in range(a_indptr[i], a_indptr[i + 1]):
                 kp = k + _PF_DIST  # prefetch the B row of a later A entry
                 if kp < a_end:
-                    s = b_indptr[a_indices[kp]]
-                    _prefetch(b_indices, s)
+                    jp = a_indices[kp]
+                    _prefetch(b_indices, b_indptr[jp])
+                    _prefetch(b_indices, b_indptr[jp + 1] - 1)
                     if kp + _PF_DIST < a_end:
                         _prefetch(b_indptr, a_indices[kp + _PF_DIST])
                 j = a_indices[k]
@@ -188,16 +189,16 @@ def _symbolic_chunk(a_indptr, a_indices, b_indptr, b_indices, n_cols, flops, r0,
             for k in range(a_indptr[i], a_indptr[i + 1]):
                 kp = k + _PF_DIST  # prefetch the B row of a later A entry
                 if kp < a_end:
-                    s = b_indptr[a_indices[kp]]
-                    _prefetch(b_indices, s)
+                    jp = a_indices[kp]
+                    _prefetch(b_indices, b_indptr[jp])
+                    _prefetch(b_indices, b_indptr[jp + 1] - 1)
                     if kp + _PF_DIST < a_end:
                         _prefetch(b_indptr, a_indices[kp + _PF_DIST])
                 j = a_indices[k]
                 for kk in range(b_indptr[j], b_indptr[j + 1]):
                     col = b_indices[kk]
-                    if marker[col] != tag:
-                        marker[col] = tag
-                        count += 1
+                    count += marker[col] != tag  # branch-free, see _numeric_chunk
+                    marker[col] = tag
         row_nnz[i] = count
 
 
@@ -262,15 +263,17 @@ def _numeric_chunk(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, n_c
         else:
             need_dense = True
     n_dense = n_cols if need_dense else 0
-    # int32 row tags keep marker + acc small enough to stay in cache; the
-    # sorted path marks columns in a bitmap instead (cleared as it is scanned)
-    marker = np.full(0 if sort else n_dense, _EMPTY, dtype=np.int32)
-    bits = np.zeros((n_dense + 63) // 64 if sort else 0, dtype=np.uint64)
+    # int32 row tags keep marker + acc small enough to stay in cache
+    marker = np.full(n_dense, _EMPTY, dtype=np.int32)
     acc = np.empty(n_dense, dtype=c_data.dtype)
+    cols = np.empty(n_dense + 1, dtype=c_indices.dtype)
+    # sorted output: a two-level column bitmap, all zero between rows
+    n_words = (n_dense + 63) // 64 if sort else 0
+    bits = np.zeros(n_words, dtype=np.uint64)
+    summary = np.zeros((n_words + 63) // 64, dtype=np.uint64)
     table = np.empty(_table_size(max_flops), dtype=np.int64)
     slot = np.empty(_table_size(max_flops), dtype=np.int64)
     a_end = a_indptr[r1]
-    one = np.uint64(1)
     for i in range(r0, r1):
         start = np.int64(c_indptr[i])
         n = 0
@@ -281,9 +284,13 @@ def _numeric_chunk(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, n_c
             for k in range(a_indptr[i], a_indptr[i + 1]):
                 kp = k + _PF_DIST  # prefetch the B row of a later A entry
                 if kp < a_end:
-                    s = b_indptr[a_indices[kp]]
+                    jp = a_indices[kp]
+                    s = b_indptr[jp]
+                    e = b_indptr[jp + 1] - 1  # a row of 10 doubles spans two lines
                     _prefetch(b_indices, s)
                     _prefetch(b_data, s)
+                    _prefetch(b_indices, e)
+                    _prefetch(b_data, e)
                     if kp + _PF_DIST < a_end:
                         _prefetch(b_indptr, a_indices[kp + _PF_DIST])
                 j = a_indices[k]
@@ -305,83 +312,91 @@ def _numeric_chunk(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, n_c
                         h = (h + 1) & mask
             if sort:
                 _sort_row(c_indices[start:start + n], c_data[start:start + n])
-        elif not sort:
-            # Gustavson: accumulate in acc[col]; marker[col] == tag marks the
-            # columns touched by this row, listed in c_indices as they appear
-            tag = np.int32((i - r0) % _TAG_PERIOD)
-            if tag == 0 and i > r0:
-                marker[:] = _EMPTY
-            for k in range(a_indptr[i], a_indptr[i + 1]):
-                kp = k + _PF_DIST  # prefetch the B row of a later A entry
-                if kp < a_end:
-                    s = b_indptr[a_indices[kp]]
-                    _prefetch(b_indices, s)
-                    _prefetch(b_data, s)
-                    if kp + _PF_DIST < a_end:
-                        _prefetch(b_indptr, a_indices[kp + _PF_DIST])
-                j = a_indices[k]
-                a = a_data[k]
-                for kk in range(b_indptr[j], b_indptr[j + 1]):
-                    col = b_indices[kk]
-                    v = a * b_data[kk]
-                    if marker[col] != tag:
-                        marker[col] = tag
-                        acc[col] = v
-                        c_indices[start + n] = col
-                        n += 1
-                    else:
-                        acc[col] += v
-            for t in range(start, start + n):
-                c_data[t] = acc[c_indices[t]]
+            continue
+        # Gustavson: accumulate in acc[col]; marker[col] == tag marks the
+        # columns touched by this row, listed in cols as they first appear.
+        # Branch-free: on power-law rows "seen before?" is a coin toss, and a
+        # mispredicted branch per multiply-add cost more than the extra stores
+        # (cols[n] is overwritten until a new column moves n on)
+        tag = np.int32((i - r0) % _TAG_PERIOD)
+        if tag == 0 and i > r0:
+            marker[:] = _EMPTY
+        for k in range(a_indptr[i], a_indptr[i + 1]):
+            kp = k + _PF_DIST  # prefetch the B row of a later A entry
+            if kp < a_end:
+                jp = a_indices[kp]
+                s = b_indptr[jp]
+                e = b_indptr[jp + 1] - 1  # a row of 10 doubles spans two lines
+                _prefetch(b_indices, s)
+                _prefetch(b_data, s)
+                _prefetch(b_indices, e)
+                _prefetch(b_data, e)
+                if kp + _PF_DIST < a_end:
+                    _prefetch(b_indptr, a_indices[kp + _PF_DIST])
+            j = a_indices[k]
+            a = a_data[k]
+            for kk in range(b_indptr[j], b_indptr[j + 1]):
+                col = b_indices[kk]
+                v = a * b_data[kk]
+                fresh = marker[col] != tag
+                marker[col] = tag
+                prev = acc[col]
+                acc[col] = v if fresh else prev + v
+                cols[n] = col
+                n += fresh
+        if sort and n > 1:
+            _emit_sorted(cols, n, acc, bits, summary, c_indices, c_data, start)
         else:
-            lo = n_cols
-            hi = -1
-            for k in range(a_indptr[i], a_indptr[i + 1]):
-                kp = k + _PF_DIST  # prefetch the B row of a later A entry
-                if kp < a_end:
-                    s = b_indptr[a_indices[kp]]
-                    _prefetch(b_indices, s)
-                    _prefetch(b_data, s)
-                    if kp + _PF_DIST < a_end:
-                        _prefetch(b_indptr, a_indices[kp + _PF_DIST])
-                j = a_indices[k]
-                a = a_data[k]
-                for kk in range(b_indptr[j], b_indptr[j + 1]):
-                    col = b_indices[kk]
-                    v = a * b_data[kk]
-                    w = col >> 6
-                    m = one << np.uint64(col & 63)
-                    word = bits[w]
-                    if (word & m) == 0:
-                        bits[w] = word | m
-                        acc[col] = v
-                        c_indices[start + n] = col
-                        n += 1
-                        lo = min(lo, np.int64(col))
-                        hi = max(hi, np.int64(col))
-                    else:
-                        acc[col] += v
-            if n == 0:
-                continue
-            w0 = lo >> 6
-            w1 = hi >> 6
-            if w1 - w0 + 1 <= _SCAN_VS_SORT * n * _log2_ceil(n):
-                # the set bits of [w0, w1] are the row's columns in order
-                t = start
-                for w in range(w0, w1 + 1):
-                    word = bits[w]
-                    if word != 0:
-                        bits[w] = 0
-                        base = w << 6
-                        while word != 0:
-                            col = base + np.int64(trailing_zeros(word))
-                            c_indices[t] = col
-                            c_data[t] = acc[col]
-                            t += 1
-                            word &= word - one
-            else:
-                c_indices[start:start + n].sort()
-                for t in range(start, start + n):
-                    col = c_indices[t]
-                    c_data[t] = acc[col]
-                    bits[col >> 6] = 0
+            for t in range(n):
+                col = cols[t]
+                c_indices[start + t] = col
+                c_data[start + t] = acc[col]
+
+
+@njit(cache=True, nogil=True)
+def _emit_sorted(cols, n, acc, bits, summary, c_indices, c_data, start):
+    """Write a dense-accumulator row in column order.
+
+    A row whose span is small next to ``n log n`` sets its columns in a
+    two-level bitmap (a bit per column, a summary bit per nonzero word) and
+    reads them back in order, clearing as it goes; cost ``O(n + span / 4096)``
+    with no data-dependent branch per column.  A wide, short row sorts
+    its column list instead.
+    """
+    one = np.uint64(1)
+    lo = cols[0]
+    hi = cols[0]
+    for t in range(1, n):
+        lo = min(lo, cols[t])
+        hi = max(hi, cols[t])
+    s0 = np.int64(lo) >> 12
+    s1 = np.int64(hi) >> 12
+    if s1 - s0 + 1 > _SCAN_VS_SORT * n * _log2_ceil(n):
+        c = cols[:n]
+        c.sort()
+        for t in range(n):
+            col = c[t]
+            c_indices[start + t] = col
+            c_data[start + t] = acc[col]
+        return
+    for t in range(n):
+        col = np.int64(cols[t])
+        w = col >> 6
+        bits[w] |= one << np.uint64(col & 63)
+        summary[w >> 6] |= one << np.uint64(w & 63)
+    t = start
+    for sw in range(s0, s1 + 1):
+        sword = summary[sw]
+        summary[sw] = 0
+        while sword != 0:
+            w = (sw << 6) + np.int64(trailing_zeros(sword))
+            word = bits[w]
+            bits[w] = 0
+            base = w << 6
+            while word != 0:
+                col = base + np.int64(trailing_zeros(word))
+                c_indices[t] = col
+                c_data[t] = acc[col]
+                t += 1
+                word &= word - one
+            sword &= sword - one
