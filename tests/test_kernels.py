@@ -227,3 +227,88 @@ def test_config_threads_applied_inside_call():
     with sparseopt.config_context(n_threads=1):
         spmm(A, np.ones((4, 2)))
     assert numba.get_num_threads() == before
+
+
+def _assert_rows_sorted(C):
+    for i in range(C.shape[0]):
+        row = C.indices[C.indptr[i]:C.indptr[i + 1]]
+        assert np.all(np.diff(row) > 0), f"row {i} not strictly increasing"
+
+
+@pytest.mark.parametrize("idx", [np.int32, np.int64])
+@pytest.mark.parametrize("sort", [False, True], ids=["unsorted", "sorted"])
+def test_spgemm_wide_b_hash_and_dense_rows(idx, sort):
+    # more than 2**20 columns: light rows take the hash table, the all-ones row
+    # of A (80 000 flops) the dense accumulator, in the same chunk
+    rng = np.random.default_rng(11)
+    n_cols = (1 << 21) + 3
+    B = sp.random_array((40, n_cols), density=1e-3, random_state=rng, format="csr")
+    A = sp.random_array((30, 40), density=0.1, random_state=rng, format="lil")
+    A[3, :] = 1.0
+    A = A.tocsr()
+    Ac = CSR((A.data, A.indices.astype(idx), A.indptr.astype(idx)), A.shape)
+    Bc = CSR((B.data, B.indices.astype(idx), B.indptr.astype(idx)), B.shape)
+    C = spgemm(Ac, Bc, sort=sort)
+    ref = (A @ B).tocsr()
+    ref.sort_indices()  # too wide for toarray(): compare the sorted CSR arrays
+    if sort:
+        _assert_rows_sorted(C)
+    Cs = C.to_scipy()
+    Cs.sort_indices()
+    np.testing.assert_array_equal(Cs.indptr, ref.indptr)
+    np.testing.assert_array_equal(Cs.indices, ref.indices)
+    np.testing.assert_allclose(Cs.data, ref.data, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("val", [np.float64, np.float32])
+def test_spgemm_sorted_bitmap_and_sort_rows(n_threads, val):
+    # dense-ish rows (emitted through the column bitmap), short rows spread over
+    # 200 000 columns (sorted as a list), empty rows, duplicates in A; enough
+    # flops for the two-thread split; repeated calls reuse nothing stale
+    rng = np.random.default_rng(12)
+    n = 200_000
+    short = sp.random_array((600, n), density=2e-5, random_state=rng, format="csr")
+    dense = sp.random_array((40, n), density=0.02, random_state=rng, format="csr")
+    B = sp.vstack([short, dense, sp.csr_array((10, n))]).tocsr().astype(val)
+    A = sp.random_array((300, B.shape[0]), density=0.01, random_state=rng, format="csr")
+    # rows of A with one entry on a short row of B: a few columns far apart
+    single = sp.csr_array((np.ones(100), (np.arange(100), rng.integers(0, 600, 100))),
+                          shape=(100, B.shape[0]))
+    A = sp.vstack([A, single]).tocsr()
+    A = sp.csr_array((np.concatenate([A.data, A.data[:5]]),
+                      np.concatenate([A.indices, A.indices[:5]]),
+                      np.concatenate([A.indptr[:1], A.indptr[1:] + 5])), shape=A.shape)
+    A = A.astype(val)
+    ref = (A.astype(np.float64) @ B.astype(np.float64)).toarray()
+    tol = rtol_for(val)
+    with sparseopt.config_context(n_threads=n_threads):
+        for _ in range(2):
+            for sort in (True, False):
+                C = spgemm(CSR.from_scipy(A), CSR.from_scipy(B), sort=sort)
+                assert C.dtype == val
+                np.testing.assert_allclose(C.todense(), ref, rtol=tol, atol=tol * 100)
+                if sort:
+                    _assert_rows_sorted(C)
+                else:
+                    _assert_rows_sorted(C.sort_indices())
+
+
+def test_spgemm_power_law_two_threads():
+    # R-MAT (Chakrabarti et al. 2004) rows: heavy rows repeat columns often,
+    # the case the branch-free accumulate is for
+    rng = np.random.default_rng(3)
+    scale, m = 10, 8 << 10
+    rows = np.zeros(m, dtype=np.int64)
+    cols = np.zeros(m, dtype=np.int64)
+    for level in range(scale):
+        r = rng.random(m)
+        rows |= (r > 0.76).astype(np.int64) << level
+        cols |= ((r > 0.57) & (r <= 0.76) | (r > 0.95)).astype(np.int64) << level
+    A = sp.coo_array((rng.standard_normal(m), (rows, cols)), shape=(1 << scale,) * 2).tocsr()
+    with sparseopt.config_context(n_threads=2):
+        for sort in (False, True):
+            C = spgemm(A, A, sort=sort)
+            D = (A @ A).tocsr()
+            np.testing.assert_allclose(C.toarray(), D.toarray(), rtol=1e-12, atol=1e-12)
+            assert C.nnz == D.nnz
