@@ -8,28 +8,35 @@ Two passes, as in scipy's SMMP and SMASH's row-wise product:
    gives ``C.indptr`` exactly (no over-allocation: peak memory is scipy's).
 3. ``spgemm_numeric`` fills ``C.indices`` and ``C.data``.
 
-What sets the speed:
+What sets the speed (measured on uniform, R-MAT and 2D Poisson ``A @ A``):
 
 * **Software prefetch of ``B``'s rows.**  Each multiply-add reads a row of ``B``
   chosen by ``A``'s column index, a jump no hardware prefetcher predicts; on
   uniform matrices almost every such row is a cache miss.  Both passes walk
   ``A``'s entries of the chunk as one stream and, ``_PF_DIST`` entries ahead,
-  prefetch the start of the ``B`` row (indices and values) and, twice as far
-  ahead, its ``B.indptr`` entry.  This keeps several misses in flight per core
-  instead of one, and is what took the uniform 10-nnz/row product from
-  latency-bound to about twice scipy per core.
-* **Accumulator by row.**  A dense accumulator (values plus an int32 row-tag
-  marker, so nothing is cleared between rows) while it stays in cache or the
-  columns are local; an open-addressing hash table (linear probing, a power of
-  two at least twice the row's flops) only when ``B`` is so wide that a dense
-  accumulator would miss cache on every access and the row's table is small.
-  For rows that fit both, the dense one measured faster: its first-touch branch
-  is predictable and it needs no probing or table reset.
-* **Sorted output without sorting** (``sort=True``).  A dense row marks its
-  columns in a bitmap (one bit per column: 6 KB for 50 000 columns) and, when
-  the row's column span is small next to ``nnz log nnz``, emits them in order by
-  scanning the bitmap words of that span (clearing them as it goes).  Other
-  rows sort their index list.  Sorting was the main cost of sorted SpGEMM.
+  prefetch the first and last line of that ``B`` row (indices and values: ten
+  doubles span two lines) and, twice as far ahead, its ``B.indptr`` entry
+  (``llvm.prefetch`` through a Numba intrinsic).  Several misses stay in flight
+  per core instead of one: the uniform 10-nnz/row numeric pass went from about
+  60 ms to 25 ms on one core.
+* **Branch-free dense accumulation.**  Per multiply-add the marker, the
+  accumulator and the row's column list are written unconditionally and the
+  count moves on by ``marker[col] != tag``.  On power-law rows "seen before?"
+  is a coin toss, and the mispredicted branch cost more than the extra stores
+  (R-MAT symbolic pass about 4x faster).  The marker holds int32 row tags, so
+  nothing is cleared between rows.
+* **Accumulator by row.**  The dense accumulator whenever ``B`` has at most
+  ``_DENSE_MAX_COLS`` columns (it stays in L2, or the columns are local, as on
+  banded matrices); a hash table (linear probing, a power of two at least twice
+  the row's flops) only for wider ``B`` and rows whose table is small.  Where
+  both fit, the dense one measured faster (no probing, no table reset).
+* **One accumulator per thread**, not per chunk: the chunks a thread gets from
+  ``prange``'s static schedule are walked by one call.
+* **Sorted output without sorting** (``sort=True``).  A finished dense row sets
+  its columns in a two-level bitmap (a bit per column, a summary bit per
+  nonzero word) and reads them back in order, clearing as it goes: cost
+  ``O(nnz + span / 4096)``.  Only short rows spread over a wide span sort their
+  column list.  Sorting was the main cost of sorted SpGEMM (uniform: 4x).
 
 Columns otherwise come out in first-touch order (unsorted, no duplicates).
 """
@@ -50,8 +57,8 @@ _EMPTY = -1
 _TAG_PERIOD = 2**31 - 1
 # prefetch distance in entries of A (each names one row of B)
 _PF_DIST = 6
-# a sorted dense row scans its bitmap span when span / 64 words cost less than
-# _SCAN_VS_SORT * nnz * log2(nnz) comparisons of a sort
+# a sorted dense row reads its columns back from the bitmap unless its span in
+# 4096-column summary words exceeds _SCAN_VS_SORT * nnz * log2(nnz)
 _SCAN_VS_SORT = 2
 
 
