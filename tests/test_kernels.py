@@ -312,3 +312,41 @@ def test_spgemm_power_law_two_threads():
             D = (A @ A).tocsr()
             np.testing.assert_allclose(C.toarray(), D.toarray(), rtol=1e-12, atol=1e-12)
             assert C.nnz == D.nnz
+
+
+def _transposed_layouts():
+    rng = np.random.default_rng(11)
+    n = 40
+    tri = sp.diags_array([-1.0, 2.0, -1.0], offsets=[-1, 0, 1], shape=(n, n))
+    poisson = (sp.kron(sp.eye_array(n), tri) + sp.kron(tri, sp.eye_array(n))).tocsr()
+    blocks = sp.block_diag([sp.random_array((300, 300), density=0.03, random_state=i)
+                            for i in range(4)], format="lil")
+    blocks[500, 10] = 3.0    # a stray entry reaching into chunk 0's columns
+    blocks[1000, 450] = 1.0  # and one inside another chunk's span
+    last_row_only = sp.csr_array(([1.0], ([2999], [5])), shape=(3000, 300))
+    scattered = sp.random_array((3000, 400), density=0.02, format="csr", random_state=rng)
+    return {"banded": poisson, "blocks": blocks.tocsr(), "empty chunks": last_row_only,
+            "scattered": scattered}
+
+
+@pytest.mark.parametrize("layout", ["banded", "blocks", "empty chunks", "scattered"])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_spmm_t_own_column_intervals(layout, index_dtype):
+    # the parallel A.T @ X writes each chunk's own columns straight into out and
+    # buffers the rest; check every split of rows into 2..7 chunks against scipy
+    from sparseopt.kernels import _spmm
+    from sparseopt.kernels._partition import balanced_splits
+
+    A = _transposed_layouts()[layout]
+    indptr = A.indptr.astype(index_dtype)
+    indices = A.indices.astype(index_dtype)
+    if index_dtype == np.int32:  # as the backend passes them
+        indptr, indices = indptr.view(np.uint32), indices.view(np.uint32)
+    rng = np.random.default_rng(3)
+    for parts in (2, 3, 4, 7):
+        splits = balanced_splits(indptr, parts)
+        for k in (1, 5):
+            X = rng.standard_normal((A.shape[0], k))
+            out = np.full((A.shape[1], k), np.nan)
+            _spmm.csr_spmm_t(indptr, indices, A.data, X, out, splits)
+            np.testing.assert_allclose(out, A.T @ X, rtol=1e-12, atol=1e-12)
