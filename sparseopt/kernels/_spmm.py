@@ -21,7 +21,8 @@ def _spmv_rows(indptr, indices, data, x, out, r0, r1):
     for i in range(r0, r1):
         acc = 0.0
         for k in range(indptr[i], indptr[i + 1]):
-            acc += data[k] * x[indices[k]]
+            # as unsigned, so int64 indices skip the negative-index test too
+            acc += data[k] * x[np.uint64(indices[k])]
         out[i] = acc
 
 
