@@ -14,9 +14,7 @@ import argparse
 import glob
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,10 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from benchmarks.common import block_structured, poisson2d, rmat, uniform  # noqa: E402
+from timing import round_robin  # noqa: E402
+
+# a sample is a batch of calls lasting at least this long (see timing.py)
+MIN_SAMPLE_SECONDS = 0.02
 
 
 def _load_mkl():
@@ -51,16 +53,6 @@ def _load_graphblas():
         return None
 
 
-def median_time(fn, repeat):
-    fn()  # warm-up (JIT, caches, MKL handles)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def triad_bandwidth(n_threads):
     import numba
     from numba import njit, prange
@@ -73,7 +65,7 @@ def triad_bandwidth(n_threads):
     n = 20_000_000
     a, b, c = np.empty(n), np.ones(n), np.ones(n)
     numba.set_num_threads(n_threads)
-    t = median_time(lambda: triad(a, b, c, 3.0), 5)
+    t = round_robin({"triad": lambda: triad(a, b, c, 3.0)}, 5)["triad"]
     return 3 * 8 * n / t / 1e9
 
 
@@ -106,17 +98,18 @@ def bench_spmm(so, mkl, gb, repeat, quick):
                 X = rng.standard_normal((A.shape[1], k)).astype(dtype)
                 if k == 1:
                     X = X[:, 0].copy()
-                ours = median_time(lambda: so.spmm(A_d, X), repeat)
                 Y = rng.standard_normal((A.shape[0],) + X.shape[1:]).astype(dtype)
-                ours_t = median_time(lambda: so.spmm_t(A_d, Y), repeat)
-                scipy_t = median_time(lambda: A_spd @ X, repeat)
-                mkl_t = gb_t = None
+                fns = {"ours": lambda: so.spmm(A_d, X), "ours_t": lambda: so.spmm_t(A_d, Y),
+                       "scipy": lambda: A_spd @ X}
                 if mkl is not None:
-                    mkl_t = median_time(lambda: mkl.dot_product_mkl(A_spd, X), repeat)
+                    fns["mkl"] = lambda: mkl.dot_product_mkl(A_spd, X)
                 if gb is not None and k > 1:
                     gA = gb.io.from_scipy_sparse(A_spd)
                     gX = gb.Matrix.from_dense(X)
-                    gb_t = median_time(lambda: (gA @ gX).new(), repeat)
+                    fns["gb"] = lambda: (gA @ gX).new()
+                t = round_robin(fns, repeat, min_seconds=MIN_SAMPLE_SECONDS)
+                ours, ours_t, scipy_t = t["ours"], t["ours_t"], t["scipy"]
+                mkl_t, gb_t = t.get("mkl"), t.get("gb")
                 itemsize = np.dtype(dtype).itemsize
                 traffic = (A.nnz * (itemsize + 4) + (A.shape[0] + 1) * 4
                            + (A.shape[0] + A.shape[1]) * k * itemsize)
@@ -137,16 +130,17 @@ def bench_bsr(so, mkl, repeat, quick):
         B_sp = csr.tobsr(blocksize=(block, block))
         B = so.BSR.from_scipy(B_sp)
         dense = B_sp.toarray()
-        ours = median_time(lambda: B @ X, repeat)
-        ours_t = median_time(lambda: B.T @ X, repeat)
-        scipy_t = median_time(lambda: B_sp @ X, repeat)
-        dense_t = median_time(lambda: dense @ X, repeat)
-        mkl_t = None
+        fns = {"ours": lambda: B @ X, "ours_t": lambda: B.T @ X, "scipy": lambda: B_sp @ X,
+               "dense": lambda: dense @ X}
         if mkl is not None:
             try:
-                mkl_t = median_time(lambda: mkl.dot_product_mkl(B_sp, X), repeat)
+                mkl.dot_product_mkl(B_sp, X)
+                fns["mkl"] = lambda: mkl.dot_product_mkl(B_sp, X)
             except Exception:
-                mkl_t = None
+                pass
+        t = round_robin(fns, repeat, min_seconds=MIN_SAMPLE_SECONDS)
+        ours, ours_t, scipy_t, dense_t, mkl_t = (t["ours"], t["ours_t"], t["scipy"], t["dense"],
+                                                 t.get("mkl"))
         rows.append((block, ours, ours_t, scipy_t, mkl_t, dense_t))
         print(f"bsr block {block}: ours {ours * 1e3:.1f} ms (A.T@X {ours_t * 1e3:.1f}), "
               f"scipy {scipy_t * 1e3:.1f}, mkl {fmt_ms(mkl_t)}, dense {dense_t * 1e3:.1f}",
@@ -176,17 +170,17 @@ def bench_spgemm(so, mkl, gb, repeat, quick):
     for name, make in cases:
         A_sp = make()
         A = so.CSR.from_scipy(A_sp)
-        ours = median_time(lambda: so.spgemm(A, A), repeat)
-        ours_sorted = median_time(lambda: so.spgemm(A, A, sort=True), repeat)
-        scipy_t = median_time(lambda: A_sp @ A_sp, repeat)
-        mkl_t = mkl_sorted = gb_t = None
+        fns = {"ours": lambda: so.spgemm(A, A), "ours_sorted": lambda: so.spgemm(A, A, sort=True),
+               "scipy": lambda: A_sp @ A_sp}
         if mkl is not None:
-            mkl_t = median_time(lambda: mkl.dot_product_mkl(A_sp, A_sp), repeat)
-            mkl_sorted = median_time(
-                lambda: mkl.dot_product_mkl(A_sp, A_sp, reorder_output=True), repeat)
+            fns["mkl"] = lambda: mkl.dot_product_mkl(A_sp, A_sp)
+            fns["mkl_sorted"] = lambda: mkl.dot_product_mkl(A_sp, A_sp, reorder_output=True)
         if gb is not None:
             gA = gb.io.from_scipy_sparse(A_sp)
-            gb_t = median_time(lambda: (gA @ gA).new().wait(), repeat)
+            fns["gb"] = lambda: (gA @ gA).new().wait()
+        t = round_robin(fns, repeat, min_seconds=MIN_SAMPLE_SECONDS)
+        ours, ours_sorted, scipy_t = t["ours"], t["ours_sorted"], t["scipy"]
+        mkl_t, mkl_sorted, gb_t = t.get("mkl"), t.get("mkl_sorted"), t.get("gb")
         nnz = so.spgemm(A, A).nnz
         rows.append((name, A.nnz, nnz, ours, ours_sorted, scipy_t, mkl_t, mkl_sorted, gb_t))
         print(f"spgemm {name}: ours {ours * 1e3:.1f} ms (sorted {ours_sorted * 1e3:.1f}), "
@@ -331,7 +325,10 @@ def main():
         "# Kernel benchmarks",
         "",
         "Written by `python asv_benchmarks/compare_kernels.py` "
-        f"({'--quick, ' if args.quick else ''}{args.threads} threads, median of {args.repeat}).",
+        f"({'--quick, ' if args.quick else ''}{args.threads} threads): contenders interleaved "
+        f"in an order shuffled every round, each sample a batch of calls lasting at least "
+        f"{MIN_SAMPLE_SECONDS * 1e3:.0f} ms, median of {args.repeat} rounds "
+        "(asv_benchmarks/timing.py).",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, load average at the end "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; numpy {np.__version__}, "
         f"scipy {sp.__name__ and __import__('scipy').__version__}, numba {numba.__version__}; "

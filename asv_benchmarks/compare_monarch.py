@@ -26,13 +26,12 @@ Usage: ``python asv_benchmarks/compare_monarch.py [--n 4096] [--batch 1024]
 import argparse
 import os
 import platform
-import random
-import time
 from pathlib import Path
 
 import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
+from timing import round_robin
 
 import sparseopt
 from sparseopt.solvers.monarch import dense_to_slabs, make_layout
@@ -52,38 +51,6 @@ def fly_bmm(x, w1, w2):
 
 
 CPU_TIMES = {}   # name -> median thread CPU seconds of the last round_robin call
-
-
-def round_robin(fns, repeat, seed=0):
-    """Median wall seconds of each callable, runs interleaved (one warm-up each).
-
-    The order is shuffled every round (seeded): a fixed order charges the
-    method that always follows an allocation-heavy one (the gather-based
-    kernels, ``fly``'s transposed copies) with its page faults and cache
-    misses, which measured 10-30 % on the 20 ms products and nothing on the
-    0.3 s dense one.  The median thread CPU time (``time.thread_time``: everything runs on the
-    calling thread with one BLAS thread) is kept in ``CPU_TIMES``: unlike wall
-    time it does not count the time slices other jobs take on a shared
-    machine (memory-bandwidth contention still shows in both).
-    """
-    for f in fns.values():
-        f()
-    times = {name: [] for name in fns}
-    cpu = {name: [] for name in fns}
-    order = list(fns)
-    rnd = random.Random(seed)
-    for _ in range(repeat):
-        rnd.shuffle(order)
-        for name in order:
-            f = fns[name]
-            c0 = time.thread_time()
-            t0 = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - t0)
-            cpu[name].append(time.thread_time() - c0)
-    CPU_TIMES.clear()
-    CPU_TIMES.update({name: float(np.median(t)) for name, t in cpu.items()})
-    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def bench_products(n, batch, dtype, nblocks_list, repeat, with_bsr_large):
@@ -110,7 +77,7 @@ def bench_products(n, batch, dtype, nblocks_list, repeat, with_bsr_large):
         }
         if with_bsr_large or b >= 16:
             fns["ours_bsr"] = lambda M=M: M.matmul(Xc, kernel="bsr")
-        t = round_robin(fns, repeat if b >= 16 else max(2, repeat // 2))
+        t = round_robin(fns, repeat if b >= 16 else max(2, repeat // 2), cpu_times=CPU_TIMES)
         flop_ratio = (n * n) / lay.n_params
         rows.append({"nblocks": b, "block": n // b, "flop_ratio": flop_ratio, **t,
                      "cpu": dict(CPU_TIMES),
@@ -130,7 +97,7 @@ def bench_matvec(n, dtype, b, repeat):
     fns = {"dense": lambda: W @ x,
            "fly_bmm": lambda: fly_bmm(x[None, :], M.R_blocks, M.L_blocks),
            "ours_blockdiag": lambda: M @ x}
-    return round_robin(fns, 20 * repeat)
+    return round_robin(fns, 20 * repeat, cpu_times=CPU_TIMES)
 
 
 def bench_projection(n, b, repeat, with_svd_anchor):
@@ -145,7 +112,7 @@ def bench_projection(n, b, repeat, with_svd_anchor):
     fns = {"ours": lambda: sparseopt.monarch_project(A, b)}
     if with_svd_anchor:
         fns["batched_full_svd"] = full_svd_anchor
-    t = round_robin(fns, repeat)
+    t = round_robin(fns, repeat, cpu_times=CPU_TIMES)
     M = sparseopt.monarch_project(A, b)
     err = float(np.linalg.norm(M.todense() - A) / np.linalg.norm(A))
     return t, err

@@ -350,3 +350,24 @@ def test_spmm_t_own_column_intervals(layout, index_dtype):
             out = np.full((A.shape[1], k), np.nan)
             _spmm.csr_spmm_t(indptr, indices, A.data, X, out, splits)
             np.testing.assert_allclose(out, A.T @ X, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("row_cost", [0, 1, 4])
+@pytest.mark.parametrize("parts", [1, 2, 3, 8])
+def test_balanced_splits_row_cost(row_cost, parts):
+    # split t is the first row whose work (nnz + row_cost per row) reaches
+    # t/parts of the total: compare with a direct search over every row
+    from sparseopt.kernels._partition import balanced_splits
+
+    rng = np.random.default_rng(parts)
+    lengths = np.where(rng.random(300) < 0.1, rng.integers(50, 200, 300), rng.integers(0, 3, 300))
+    lengths[:40] = 0                                   # a run of empty rows
+    for dtype in (np.int64, np.uint32):
+        indptr = np.concatenate([[7], 7 + np.cumsum(lengths)]).astype(dtype)  # offset start
+        splits = balanced_splits(indptr, parts, row_cost)
+        work = indptr.astype(np.int64) - 7 + row_cost * np.arange(301)
+        expected = [0] + [int(np.argmax(work >= (work[-1] * t) // parts))
+                          for t in range(1, parts)] + [300]
+        np.testing.assert_array_equal(splits, expected)
+    empty = balanced_splits(np.zeros(11, dtype=np.int64), 3, 0)   # no work: split by rows
+    np.testing.assert_array_equal(empty, [0, 3, 6, 10])

@@ -1,0 +1,67 @@
+"""Interleaved timing for the comparison scripts: every contender on the same footing.
+
+Two habits keep ratios honest on a shared machine.  Runs are interleaved in an
+order shuffled every round, so no method always follows an allocation-heavy
+one and inherits its page faults and cache misses, and a burst of load hits
+every contender alike.  Sub-millisecond calls are timed in batches of at least
+``min_seconds``: a single 0.2 ms call is at the mercy of one preempted time
+slice (a two-thread parallel region waits for its slower thread), which moved
+the old median-of-five SpMV ratios by 2x between runs.
+"""
+
+import math
+import random
+import time
+
+import numpy as np
+
+
+def round_robin(fns, repeat, seed=0, min_seconds=0.0, cpu_times=None):
+    """Median wall seconds per call of each callable, runs interleaved.
+
+    Parameters
+    ----------
+    fns : dict of str -> callable
+        Contenders; each is called once to warm up (JIT, caches, handles).
+    repeat : int
+        Rounds; the median is over rounds.
+    seed : int
+        Seed of the per-round shuffle.
+    min_seconds : float
+        Each sample is a batch of ``ceil(min_seconds / t_warm)`` calls (at least
+        one), ``t_warm`` being a timed call after the warm-up; the sample is the
+        batch time over its length.
+    cpu_times : dict, optional
+        Filled with the median thread CPU seconds per call
+        (``time.thread_time``), which unlike wall time does not count slices
+        other jobs take from a single-threaded contender.
+
+    Returns
+    -------
+    dict of str -> float
+    """
+    batch = {}
+    for name, f in fns.items():
+        f()
+        t0 = time.perf_counter()
+        f()
+        t_warm = time.perf_counter() - t0
+        batch[name] = max(1, math.ceil(min_seconds / max(t_warm, 1e-9)))
+    wall = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
+    order = list(fns)
+    rnd = random.Random(seed)
+    for _ in range(repeat):
+        rnd.shuffle(order)
+        for name in order:
+            f, n = fns[name], batch[name]
+            c0 = time.thread_time()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                f()
+            wall[name].append((time.perf_counter() - t0) / n)
+            cpu[name].append((time.thread_time() - c0) / n)
+    if cpu_times is not None:
+        cpu_times.clear()
+        cpu_times.update({name: float(np.median(t)) for name, t in cpu.items()})
+    return {name: float(np.median(t)) for name, t in wall.items()}
