@@ -325,15 +325,34 @@ def _transposed_layouts():
     blocks[1000, 450] = 1.0  # and one inside another chunk's span
     last_row_only = sp.csr_array(([1.0], ([2999], [5])), shape=(3000, 300))
     scattered = sp.random_array((3000, 400), density=0.02, format="csr", random_state=rng)
+    # scattered with empty rows and repeated columns, rows in order: the column split
+    holes = scattered.tolil()
+    holes[::3] = 0
+    holes = holes.tocsr()
+    holes.eliminate_zeros()
+    dup_indices = np.repeat(holes.indices, 2)
+    dup = sp.csr_array((np.repeat(holes.data, 2) / 2, dup_indices, holes.indptr * 2),
+                       shape=holes.shape)
+    # scattered with the columns of each row reversed: the buffered scheme
+    rev = scattered.copy()
+    for i in range(rev.shape[0]):
+        seg = slice(rev.indptr[i], rev.indptr[i + 1])
+        rev.indices[seg] = rev.indices[seg][::-1]
+        rev.data[seg] = rev.data[seg][::-1]
+    rev.has_sorted_indices = False
     return {"banded": poisson, "blocks": blocks.tocsr(), "empty chunks": last_row_only,
-            "scattered": scattered}
+            "scattered": scattered, "scattered, empty rows, duplicates": dup,
+            "scattered, unsorted rows": rev}
 
 
-@pytest.mark.parametrize("layout", ["banded", "blocks", "empty chunks", "scattered"])
+@pytest.mark.parametrize("layout", ["banded", "blocks", "empty chunks", "scattered",
+                                    "scattered, empty rows, duplicates",
+                                    "scattered, unsorted rows"])
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
 def test_spmm_t_own_column_intervals(layout, index_dtype):
     # the parallel A.T @ X writes each chunk's own columns straight into out and
-    # buffers the rest; check every split of rows into 2..7 chunks against scipy
+    # buffers the rest, or (scattered, sorted rows, k >= 8) splits the columns;
+    # check every split of rows into 2..7 chunks against scipy
     from sparseopt.kernels import _spmm
     from sparseopt.kernels._partition import balanced_splits
 
@@ -345,7 +364,10 @@ def test_spmm_t_own_column_intervals(layout, index_dtype):
     rng = np.random.default_rng(3)
     for parts in (2, 3, 4, 7):
         splits = balanced_splits(indptr, parts)
-        for k in (1, 5):
+        ordered = [_spmm._rows_ordered(indptr, indices, splits[t], splits[t + 1])
+                   for t in range(parts)]
+        assert all(ordered) == (layout != "scattered, unsorted rows")
+        for k in (1, 5, 9):
             X = rng.standard_normal((A.shape[0], k))
             out = np.full((A.shape[1], k), np.nan)
             _spmm.csr_spmm_t(indptr, indices, A.data, X, out, splits)

@@ -15,6 +15,13 @@ wraparound test from every gather, which is worth about 2x on SpMV.
 import numpy as np
 from numba import njit, prange
 
+from sparseopt.kernels._partition import balanced_splits
+
+# A.T @ X splits columns among threads (instead of rows) from this many columns of X
+_COLUMN_SPLIT_MIN_VEC = 8
+# entries counted to balance that column split
+_COLUMN_SAMPLE = 1 << 16
+
 
 @njit(cache=True, nogil=True)
 def _spmv_rows(indptr, indices, data, x, out, r0, r1):
@@ -129,6 +136,78 @@ def _column_span(indptr, indices, r0, r1):
 
 
 @njit(cache=True, nogil=True)
+def _rows_ordered(indptr, indices, r0, r1):
+    """Whether rows ``r0:r1`` list their columns in non-decreasing order.
+
+    Counts the descents of the whole stretch of ``indices`` (a loop LLVM
+    vectorizes) and those that fall on the starts of non-empty rows, where a
+    descent is allowed.
+    """
+    start = np.int64(indptr[r0])
+    end = np.int64(indptr[r1])
+    descents = 0
+    for k in range(start + 1, end):
+        descents += indices[k] < indices[k - 1]
+    for i in range(r0 + 1, r1):
+        k = np.int64(indptr[i])
+        # once per position: only the non-empty row starting there counts
+        if start < k < indptr[i + 1]:
+            descents -= indices[k] < indices[k - 1]
+    return descents == 0
+
+
+@njit(cache=True, nogil=True)
+def _first_at_least(indices, lo, hi, col):
+    """First position in ``indices[lo:hi]`` (sorted) holding a column >= ``col``."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if np.int64(indices[mid]) < col:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def _spmm_t_columns(indptr, indices, data, X, out, c0, c1):
+    """Rows ``c0:c1`` of ``A.T @ X``: every row of ``A``, its entries in those columns.
+
+    Rows must list their columns in order: the entries are found by binary search.
+    """
+    n_vec = X.shape[1]
+    n_cols = out.shape[0]
+    for j in range(c0, c1):
+        for c in range(n_vec):
+            out[j, c] = 0
+    for i in range(indptr.shape[0] - 1):
+        start = np.int64(indptr[i])
+        end = np.int64(indptr[i + 1])
+        k0 = start if c0 == 0 else _first_at_least(indices, start, end, c0)
+        k1 = end if c1 == n_cols else _first_at_least(indices, k0, end, c1)
+        for k in range(k0, k1):
+            a = data[k]
+            j = np.uint64(indices[k])
+            for c in range(n_vec):
+                out[j, c] += a * X[i, c]
+
+
+@njit(cache=True, nogil=True)
+def _column_splits(indices, n_cols, n_parts):
+    """Column boundaries of ``n_parts`` ranges holding about equal nnz.
+
+    Counts a strided sample of at most ``_COLUMN_SAMPLE`` entries: the split
+    only balances work, and a full count would cost a pass over the indices.
+    """
+    step = max(1, indices.shape[0] // _COLUMN_SAMPLE)
+    prefix = np.zeros(n_cols + 1, np.int64)
+    for k in range(0, indices.shape[0], step):
+        prefix[np.int64(indices[k]) + 1] += 1
+    for j in range(n_cols):
+        prefix[j + 1] += prefix[j]
+    return balanced_splits(prefix, n_parts, 0)
+
+
+@njit(cache=True, nogil=True)
 def _own_interval(lo, hi, t):
     """Largest interval found by trimming ``[lo[t], hi[t]]`` until no other span meets it.
 
@@ -179,26 +258,35 @@ def _spmm_t_rows_split(indptr, indices, data, X, out, buf, r0, r1, lo, ex_lo, ex
 def csr_spmm_t(indptr, indices, data, X, out, splits):
     """``out = A.T @ X`` without forming ``A.T``.
 
-    Row chunks scatter in parallel.  Chunk ``t`` spans the columns
-    ``[lo_t, hi_t]`` of its stored entries; the part of that span no other
-    chunk's span reaches is its own, and it writes there straight into ``out``.
-    Its other columns go to a private buffer, summed into ``out`` afterwards, so
-    threads never write the same memory.  Chunk 0 writes everything straight
-    into ``out`` (no other chunk writes there directly).  On banded and
-    block-structured matrices the spans barely overlap and the buffers are
-    small; on scattered ones they cover every column (one buffer of ``out``'s
-    size per extra thread).  With one chunk the scatter goes straight into
-    ``out``.  ``X`` has shape ``(n_rows, k)``, ``out`` ``(n_cols, k)``.
+    With one chunk the scatter goes straight into ``out``.  Otherwise each row
+    chunk ``t`` spans the columns ``[lo_t, hi_t]`` of its stored entries, and
+    two layouts are told apart:
+
+    * **Banded or block-structured** (the chunks' spans barely overlap): rows
+      run in parallel by chunk.  The part of chunk ``t``'s span no other span
+      reaches is its own, written straight into ``out``; its other columns go
+      to a private buffer summed into ``out`` afterwards, so threads never
+      write the same memory.  Chunk 0 writes everything straight into ``out``.
+    * **Scattered** (the buffers would hold more than a quarter of ``out``'s
+      rows) with rows in column order and ``k >= _COLUMN_SPLIT_MIN_VEC``:
+      columns run in parallel instead.  Thread ``t`` takes a range of output
+      rows of about equal nnz and, for every row of ``A``, binary-searches its
+      entries in that range; nothing is buffered, each ``X`` row is read once
+      per thread.  2 threads, k = 64: uniform 1.0x, R-MAT 1.5x the forward
+      product, against 1.5x and 2.2x buffered.
+    * Otherwise (unsorted rows, few columns in ``X``) the buffered scheme.
+
+    ``X`` has shape ``(n_rows, k)``, ``out`` ``(n_cols, k)``.
     """
     n_parts = splits.shape[0] - 1
-    out[:] = 0
+    n_vec = out.shape[1]
     if n_parts == 1:
+        out[:] = 0
         _spmm_t_rows(indptr, indices, data, X, out, 0, indptr.shape[0] - 1)
         return
-    n_vec = out.shape[1]
     lo = np.empty(n_parts, np.int64)
     hi = np.empty(n_parts, np.int64)
-    for t in range(n_parts):  # serial: one read of the indices, no parallel region
+    for t in prange(n_parts):
         lo[t], hi[t] = _column_span(indptr, indices, splits[t], splits[t + 1])
     # own interval of chunk t: its span minus every other chunk's span
     ex_lo = np.empty(n_parts, np.int64)
@@ -212,6 +300,18 @@ def csr_spmm_t(indptr, indices, data, X, out, splits):
         ex_hi[t] = b
         n_buf = 0 if t == 0 else (a - lo[t]) + (hi[t] - b)
         offset[t + 1] = offset[t] + n_buf
+    if 4 * offset[n_parts] > out.shape[0] and n_vec >= _COLUMN_SPLIT_MIN_VEC:
+        ordered = np.empty(n_parts, np.bool_)
+        for t in prange(n_parts):
+            ordered[t] = _rows_ordered(indptr, indices, splits[t], splits[t + 1])
+    else:
+        ordered = np.zeros(1, np.bool_)
+    if ordered.all():
+        col_splits = _column_splits(indices, out.shape[0], n_parts)
+        for t in prange(n_parts):
+            _spmm_t_columns(indptr, indices, data, X, out, col_splits[t], col_splits[t + 1])
+        return
+    out[:] = 0
     buf = np.zeros((offset[n_parts], n_vec), dtype=out.dtype)
     for t in prange(n_parts):
         if t == 0:
@@ -222,13 +322,18 @@ def csr_spmm_t(indptr, indices, data, X, out, splits):
         else:
             _spmm_t_rows_split(indptr, indices, data, X, out, buf[offset[t]:offset[t + 1]],
                                splits[t], splits[t + 1], lo[t], ex_lo[t], ex_hi[t])
-    # one parallel pass over the output rows any buffer covers
-    j_min = lo[1:].min()
-    j_max = hi[1:].max()
-    for j in prange(j_min, j_max + 1):
-        for t in range(1, n_parts):
-            if j < lo[t] or j > hi[t] or (j >= ex_lo[t] and j <= ex_hi[t]):
-                continue
-            r = offset[t] + (j - lo[t] if j < ex_lo[t] else ex_lo[t] - lo[t] + j - ex_hi[t] - 1)
-            for c in range(n_vec):
-                out[j, c] += buf[r, c]
+    # add each buffer's two runs of rows (left and right of the chunk's own
+    # interval) into out: contiguous slabs, in parallel over their entries
+    flat_out = out.reshape(-1)
+    flat_buf = buf.reshape(-1)
+    for t in range(1, n_parts):
+        n_left = ex_lo[t] - lo[t]
+        n_right = hi[t] - ex_hi[t]
+        o0 = lo[t] * n_vec
+        b0 = offset[t] * n_vec
+        for q in prange(n_left * n_vec):
+            flat_out[o0 + q] += flat_buf[b0 + q]
+        o1 = (ex_hi[t] + 1) * n_vec
+        b1 = (offset[t] + n_left) * n_vec
+        for q in prange(n_right * n_vec):
+            flat_out[o1 + q] += flat_buf[b1 + q]
