@@ -82,8 +82,8 @@ def bench_spmm(so, mkl, gb, repeat, quick):
     cases = [
         ("uniform 20k 0.1%", lambda: uniform(20_000, 1e-3), [1, 8, 64, 256]),
         ("uniform 20k 1%", lambda: uniform(20_000, 1e-2), [1, 64]),
-        ("R-MAT scale 15", lambda: rmat(15), [1, 64]),
-        ("Poisson 2D 500x500", lambda: poisson2d(500), [1, 64]),
+        ("R-MAT scale 15", lambda: rmat(15), [1, 8, 64]),
+        ("Poisson 2D 500x500", lambda: poisson2d(500), [1, 8, 64]),
     ]
     if quick:
         cases = [(n, f, k[:2]) for n, f, k in cases[:2]]

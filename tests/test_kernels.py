@@ -50,6 +50,8 @@ def test_spmv_spmm_spmm_t(name, idx, val, canonical):
     Z = spmm(A, X)
     assert Z.dtype == val and Z.shape == (m, 5)
     np.testing.assert_allclose(Z, ref @ X.astype(np.float64), rtol=tol, atol=tol * 10)
+    X8 = rng.standard_normal((n, 8)).astype(val)  # the fixed-width kernel
+    np.testing.assert_allclose(spmm(A, X8), ref @ X8.astype(np.float64), rtol=tol, atol=tol * 10)
     W = spmm_t(A, Y)
     assert W.shape == (n, 3)
     np.testing.assert_allclose(W, ref.T @ Y.astype(np.float64), rtol=tol, atol=tol * 10)
@@ -90,7 +92,7 @@ def test_product_errors():
         spgemm(A, CSR.from_dense(np.eye(4)))
 
 
-@pytest.mark.parametrize("n_vec", [1, 6, 40])
+@pytest.mark.parametrize("n_vec", [1, 6, 8, 40])
 def test_parallel_chunks_match_scipy(n_vec):
     # large enough for the multi-chunk (private buffer) path of spmm_t and for
     # a flop-balanced split of spgemm
