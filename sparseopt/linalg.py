@@ -8,12 +8,17 @@ unless both are float32.  Inputs are never modified.
 """
 
 import numpy as np
-import scipy.sparse as sp
 
 from sparseopt._backend import get_backend, result_dtype
 from sparseopt.formats._bsr import BSR
 from sparseopt.formats._common import array_module
-from sparseopt.formats._convert import _is_pydata, as_csr, csr_from_scipy
+from sparseopt.formats._convert import (
+    _is_pydata,
+    _scipy_sparse,
+    as_csr,
+    csr_from_scipy,
+    is_scipy_sparse,
+)
 from sparseopt.formats._csr import CSR
 from sparseopt.formats._transpose import TransposedView
 
@@ -24,7 +29,7 @@ def _as_operator(A, name="A"):
     """Our container (or a transposed view of one) for any supported sparse input."""
     if isinstance(A, CSR | BSR | TransposedView):
         return A
-    if sp.issparse(A):
+    if is_scipy_sparse(A):
         if A.ndim != 2:
             raise ValueError(f"{name} must be 2-D, got {A.ndim}-D")
         if A.format == "bsr":
@@ -131,8 +136,13 @@ def spmm(A, X):
 def spmm_t(A, X):
     """Transposed product ``Y = A.T @ X`` without forming ``A.T``.
 
-    Chunks of rows of ``A`` scatter into private buffers that are summed
-    afterwards, so the parallel kernel is race-free.
+    .. math:: Y_{jc} = \\sum_i A_{ij} X_{ic}
+
+    Race-free in parallel without atomics: chunks of rows of ``A`` scatter
+    straight into the output rows no other chunk reaches and into private
+    buffers for the rest, summed afterwards; on scattered matrices with rows
+    in column order and ``k >= 32`` threads split the output rows instead
+    (see :func:`sparseopt.kernels._spmm.csr_spmm_t`).
 
     Parameters
     ----------
@@ -161,9 +171,10 @@ def _as_csr_operand(A, name):
 def _wrap_like(template, C):
     if isinstance(template, CSR | BSR | TransposedView):
         return C
-    if sp.issparse(template):
+    if is_scipy_sparse(template):
         out = C.to_scipy()
-        return sp.csr_matrix(out) if isinstance(template, sp.spmatrix) else out
+        sparse = _scipy_sparse()
+        return sparse.csr_matrix(out) if isinstance(template, sparse.spmatrix) else out
     if _is_pydata(template):
         return C.to_sparse()
     return C
@@ -214,6 +225,6 @@ def spgemm(A, B, *, sort=False):
 
 def matmul(A, other):
     """``A @ other``: :func:`spmm` for a dense ``other``, :func:`spgemm` for a sparse one."""
-    if isinstance(other, CSR | BSR | TransposedView) or sp.issparse(other) or _is_pydata(other):
+    if isinstance(other, CSR | BSR | TransposedView) or is_scipy_sparse(other) or _is_pydata(other):
         return spgemm(A, other)
     return spmm(A, other)

@@ -353,7 +353,7 @@ def _transposed_layouts():
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
 def test_spmm_t_own_column_intervals(layout, index_dtype):
     # the parallel A.T @ X writes each chunk's own columns straight into out and
-    # buffers the rest, or (scattered, sorted rows, k >= 8) splits the columns;
+    # buffers the rest, or (scattered, sorted rows, k >= 32) splits the columns;
     # check every split of rows into 2..7 chunks against scipy
     from sparseopt.kernels import _spmm
     from sparseopt.kernels._partition import balanced_splits
@@ -369,7 +369,7 @@ def test_spmm_t_own_column_intervals(layout, index_dtype):
         ordered = [_spmm._rows_ordered(indptr, indices, splits[t], splits[t + 1])
                    for t in range(parts)]
         assert all(ordered) == (layout != "scattered, unsorted rows")
-        for k in (1, 5, 9):
+        for k in (1, 5, 33):
             X = rng.standard_normal((A.shape[0], k))
             out = np.full((A.shape[1], k), np.nan)
             _spmm.csr_spmm_t(indptr, indices, A.data, X, out, splits)

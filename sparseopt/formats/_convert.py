@@ -6,13 +6,30 @@ are never modified: where a conversion must change dtype or layout it works on
 a copy.
 """
 
+import sys
+
 import numpy as np
-import scipy.sparse as sp
 
 from sparseopt.formats._bsr import BSR
 from sparseopt.formats._common import array_module, index_dtype, value_dtype
 from sparseopt.formats._csr import CSR
 from sparseopt.formats._transpose import TransposedView
+
+
+def _scipy_sparse():
+    """``scipy.sparse``, imported on first need (a tenth of a second of a cold start)."""
+    import scipy.sparse
+
+    return scipy.sparse
+
+
+def is_scipy_sparse(a):
+    """Whether ``a`` is a scipy.sparse matrix or array, without importing scipy.
+
+    An object of a module nobody has imported cannot exist.
+    """
+    module = sys.modules.get("scipy.sparse")
+    return module is not None and module.issparse(a)
 
 
 def _is_pydata(a):
@@ -25,7 +42,7 @@ def _is_cupyx_sparse(a):
 
 def csr_from_scipy(A):
     """CSR from any scipy.sparse matrix or array; CSR input is shared, not copied."""
-    if not sp.issparse(A):
+    if not is_scipy_sparse(A):
         raise TypeError(f"expected a scipy.sparse matrix, got {type(A).__name__}")
     if A.ndim != 2:
         raise ValueError(f"expected a 2-D sparse matrix, got {A.ndim}-D")
@@ -70,7 +87,7 @@ def csr_to_scipy(A):
     """``scipy.sparse.csr_array`` sharing ``A``'s arrays (int64 indices included)."""
     if array_module(A.data) is not np:
         raise TypeError("to_scipy() needs host arrays; call sparseopt.gpu.to_host first")
-    out = sp.csr_array(A.shape, dtype=A.dtype)
+    out = _scipy_sparse().csr_array(A.shape, dtype=A.dtype)
     # assign the arrays directly: the constructor would narrow int64 by copying
     out.indptr, out.indices, out.data = A.indptr, A.indices, A.data
     if A._canonical:
@@ -100,7 +117,7 @@ def as_csr(a):
     if isinstance(a, TransposedView):
         raise TypeError("a transposed view cannot be converted to CSR without a copy; "
                         "use .to_scipy() on it")
-    if sp.issparse(a):
+    if is_scipy_sparse(a):
         return csr_from_scipy(a)
     if _is_pydata(a):
         return csr_from_pydata(a)
@@ -132,7 +149,7 @@ def _check_divides(shape, blocksize):
 
 def bsr_from_scipy(A, blocksize=None):
     """BSR from any scipy.sparse matrix; BSR input with the same blocksize is shared."""
-    if not sp.issparse(A):
+    if not is_scipy_sparse(A):
         raise TypeError(f"expected a scipy.sparse matrix, got {type(A).__name__}")
     if blocksize is not None:
         blocksize = _check_blocksize(blocksize)
@@ -149,7 +166,7 @@ def bsr_to_scipy(A):
     """``scipy.sparse.bsr_array`` sharing ``A``'s arrays."""
     if array_module(A.data) is not np:
         raise TypeError("to_scipy() needs host arrays; call sparseopt.gpu.to_host first")
-    return sp.bsr_array((A.data, A.indices, A.indptr), shape=A.shape, copy=False)
+    return _scipy_sparse().bsr_array((A.data, A.indices, A.indptr), shape=A.shape, copy=False)
 
 
 def csr_to_bsr(A, blocksize):
@@ -174,7 +191,7 @@ def as_bsr(a, blocksize=None):
         if blocksize is not None and tuple(blocksize) != a.blocksize:
             return csr_to_bsr(bsr_to_csr(a), blocksize)
         return a
-    if sp.issparse(a):
+    if is_scipy_sparse(a):
         return bsr_from_scipy(a, blocksize)
     if blocksize is None:
         raise ValueError("blocksize=(R, C) is needed to convert to BSR")

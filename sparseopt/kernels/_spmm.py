@@ -17,8 +17,9 @@ from numba import njit, prange
 
 from sparseopt.kernels._partition import balanced_splits
 
-# A.T @ X splits columns among threads (instead of rows) from this many columns of X
-_COLUMN_SPLIT_MIN_VEC = 8
+# A.T @ X on scattered matrices splits columns among threads (instead of rows)
+# from this many columns of X (see csr_spmm_t)
+_COLUMN_SPLIT_MIN_VEC = 32
 # entries counted to balance that column split
 _COLUMN_SAMPLE = 1 << 16
 
@@ -150,6 +151,12 @@ def add_buffers(out, buffers):
 @njit(cache=True, nogil=True)
 def _spmm_t_rows(indptr, indices, data, X, out, r0, r1):
     n_vec = X.shape[1]
+    if n_vec == 1:  # X[i, 0] held in a register (out and X could alias otherwise)
+        for i in range(r0, r1):
+            x = X[i, 0]
+            for k in range(indptr[i], indptr[i + 1]):
+                out[np.uint64(indices[k]), 0] += data[k] * x
+        return
     for i in range(r0, r1):
         for k in range(indptr[i], indptr[i + 1]):
             a = data[k]
@@ -278,15 +285,28 @@ def _spmm_t_rows_split(indptr, indices, data, X, out, buf, r0, r1, lo, ex_lo, ex
     ``ex_hi``)."""
     n_vec = X.shape[1]
     n_left = ex_lo - lo
+    if n_vec == 1:  # as in _spmm_t_rows
+        for i in range(r0, r1):
+            x = X[i, 0]
+            for k in range(indptr[i], indptr[i + 1]):
+                j = np.int64(indices[k])
+                # unsigned positions: no negative-index test
+                if j >= ex_lo and j <= ex_hi:
+                    out[np.uint64(j), 0] += data[k] * x
+                else:
+                    jb = j - lo if j < ex_lo else n_left + (j - ex_hi - 1)
+                    buf[np.uint64(jb), 0] += data[k] * x
+        return
     for i in range(r0, r1):
         for k in range(indptr[i], indptr[i + 1]):
             a = data[k]
             j = np.int64(indices[k])
             if j >= ex_lo and j <= ex_hi:
+                ju = np.uint64(j)
                 for c in range(n_vec):
-                    out[j, c] += a * X[i, c]
+                    out[ju, c] += a * X[i, c]
             else:
-                jb = j - lo if j < ex_lo else n_left + (j - ex_hi - 1)
+                jb = np.uint64(j - lo if j < ex_lo else n_left + (j - ex_hi - 1))
                 for c in range(n_vec):
                     buf[jb, c] += a * X[i, c]
 
@@ -309,8 +329,9 @@ def csr_spmm_t(indptr, indices, data, X, out, splits):
       columns run in parallel instead.  Thread ``t`` takes a range of output
       rows of about equal nnz and, for every row of ``A``, binary-searches its
       entries in that range; nothing is buffered, each ``X`` row is read once
-      per thread.  2 threads, k = 64: uniform 1.0x, R-MAT 1.5x the forward
-      product, against 1.5x and 2.2x buffered.
+      per thread.  2 threads, k = 64: uniform 1.3x, R-MAT 1.6-2.0x the
+      forward product, against 1.8x and 2.2x buffered; at k <= 16 the binary
+      searches cost more than the buffers (crossover measured at 16-32).
     * Otherwise (unsorted rows, few columns in ``X``) the buffered scheme.
 
     ``X`` has shape ``(n_rows, k)``, ``out`` ``(n_cols, k)``.
@@ -318,7 +339,7 @@ def csr_spmm_t(indptr, indices, data, X, out, splits):
     n_parts = splits.shape[0] - 1
     n_vec = out.shape[1]
     if n_parts == 1:
-        out[:] = 0
+        _zero_rows(out, 0, out.shape[0])
         _spmm_t_rows(indptr, indices, data, X, out, 0, indptr.shape[0] - 1)
         return
     lo = np.empty(n_parts, np.int64)
@@ -348,29 +369,62 @@ def csr_spmm_t(indptr, indices, data, X, out, splits):
         for t in prange(n_parts):
             _spmm_t_columns(indptr, indices, data, X, out, col_splits[t], col_splits[t + 1])
         return
-    out[:] = 0
-    buf = np.zeros((offset[n_parts], n_vec), dtype=out.dtype)
+    buf = np.empty((offset[n_parts], n_vec), dtype=out.dtype)
+    # zeroing inside the workers: chunk t >= 1 clears its own interval of out
+    # and its buffer, chunk 0 the rest of out (which only it writes directly)
     for t in prange(n_parts):
+        own = buf[offset[t]:offset[t + 1]]
+        _zero_rows(own, 0, own.shape[0])
         if t == 0:
+            _zero_outside(out, ex_lo[1:], ex_hi[1:])
             _spmm_t_rows(indptr, indices, data, X, out, splits[0], splits[1])
         elif ex_lo[t] > ex_hi[t] and lo[t] == 0:  # all buffered, from column 0
-            _spmm_t_rows(indptr, indices, data, X, buf[offset[t]:offset[t + 1]],
-                         splits[t], splits[t + 1])
+            _spmm_t_rows(indptr, indices, data, X, own, splits[t], splits[t + 1])
         else:
-            _spmm_t_rows_split(indptr, indices, data, X, out, buf[offset[t]:offset[t + 1]],
-                               splits[t], splits[t + 1], lo[t], ex_lo[t], ex_hi[t])
-    # add each buffer's two runs of rows (left and right of the chunk's own
-    # interval) into out: contiguous slabs, in parallel over their entries
-    flat_out = out.reshape(-1)
-    flat_buf = buf.reshape(-1)
-    for t in range(1, n_parts):
-        n_left = ex_lo[t] - lo[t]
-        n_right = hi[t] - ex_hi[t]
-        o0 = lo[t] * n_vec
-        b0 = offset[t] * n_vec
-        for q in prange(n_left * n_vec):
-            flat_out[o0 + q] += flat_buf[b0 + q]
-        o1 = (ex_hi[t] + 1) * n_vec
-        b1 = (offset[t] + n_left) * n_vec
-        for q in prange(n_right * n_vec):
-            flat_out[o1 + q] += flat_buf[b1 + q]
+            _zero_rows(out, ex_lo[t], max(ex_lo[t], ex_hi[t] + 1))
+            _spmm_t_rows_split(indptr, indices, data, X, out, own, splits[t], splits[t + 1],
+                               lo[t], ex_lo[t], ex_hi[t])
+    # add the buffers into out in one parallel region over blocks of out's
+    # rows (two chunks' buffers can cover the same row): within a block, each
+    # buffer adds the slabs of its two runs, left and right of its chunk's own
+    # interval (buffer row offset[t] + q is out row lo[t] + q, then ex_hi[t] + 1 + ...)
+    j_min = lo[1:].min()
+    j_span = hi[1:].max() + 1 - j_min
+    for blk in prange(n_parts):
+        j0 = j_min + j_span * blk // n_parts
+        j1 = j_min + j_span * (blk + 1) // n_parts
+        for t in range(1, n_parts):
+            n_left = ex_lo[t] - lo[t]
+            _add_slab(out, buf, max(j0, lo[t]), min(j1, ex_lo[t]), offset[t] - lo[t])
+            _add_slab(out, buf, max(j0, ex_hi[t] + 1), min(j1, hi[t] + 1),
+                      offset[t] + n_left - ex_hi[t] - 1)
+
+
+@njit(cache=True, nogil=True)
+def _add_slab(out, buf, j0, j1, shift):
+    """``out[j0:j1] += buf[j0 + shift:j1 + shift]`` (nothing when ``j0 >= j1``)."""
+    for j in range(j0, j1):
+        for c in range(out.shape[1]):
+            out[j, c] += buf[j + shift, c]
+
+
+@njit(cache=True, nogil=True)
+def _zero_outside(out, starts, ends):
+    """Zero the rows of ``out`` outside the disjoint intervals ``[starts[s], ends[s]]``
+    (empty ones have ``starts[s] > ends[s]``)."""
+    order = np.argsort(starts)
+    r = 0
+    for s in order:
+        if starts[s] > ends[s]:
+            continue
+        _zero_rows(out, r, starts[s])
+        r = max(r, ends[s] + 1)
+    _zero_rows(out, r, out.shape[0])
+
+
+@njit(cache=True, nogil=True)
+def _zero_rows(a, r0, r1):
+    """``a[r0:r1] = 0`` for C-ordered ``a``, in this thread (an array expression
+    in a parallel function becomes a parallel region of its own)."""
+    if r1 > r0:
+        a[r0:r1].reshape(-1)[:] = 0
