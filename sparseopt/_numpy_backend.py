@@ -58,6 +58,21 @@ def _unsigned(index_array):
     return index_array
 
 
+def _narrow_for_spgemm(indptr, indices, n_cols):
+    """Index arrays as ``uint32`` views, copying int64 ones whose values fit.
+
+    SpGEMM's passes index ``B``, the accumulators and the output with these
+    values; on int64 every access carries Numba's negative-index test and
+    twice the index traffic (R-MAT scale 15 ``A @ A``: 136 ms on int64 input,
+    90 ms on int32).  The copy is ``O(nnz)``, small next to the product's
+    flops.  Arrays too large for 32 bits stay int64.
+    """
+    nnz = int(indptr[-1]) if indptr.shape[0] else 0
+    if indices.dtype == np.int64 and max(nnz, n_cols) <= np.iinfo(np.int32).max:
+        indptr, indices = indptr.astype(np.int32), indices.astype(np.int32)
+    return _unsigned(indptr), _unsigned(indices)
+
+
 class NumpyBackend:
     """CPU backend on NumPy arrays with Numba kernels."""
 
@@ -149,8 +164,12 @@ class NumpyBackend:
         a_indptr, a_indices, a_data = a
         b_indptr, b_indices, b_data = b
         with numba_threads():
-            a_indptr, a_indices = _unsigned(a_indptr), _unsigned(a_indices)
-            b_indptr, b_indices = _unsigned(b_indptr), _unsigned(b_indices)
+            same = a_indices is b_indices and a_indptr is b_indptr  # A @ A: narrow once
+            a_indptr, a_indices = _narrow_for_spgemm(a_indptr, a_indices, b_indptr.shape[0] - 1)
+            if same and a_indptr.shape[0] - 1 == n_cols:
+                b_indptr, b_indices = a_indptr, a_indices
+            else:
+                b_indptr, b_indices = _narrow_for_spgemm(b_indptr, b_indices, n_cols)
             flops = _spgemm.spgemm_row_flops(a_indptr, a_indices, b_indptr)
             prefix = np.zeros(flops.shape[0] + 1, dtype=np.int64)
             np.cumsum(flops, out=prefix[1:])

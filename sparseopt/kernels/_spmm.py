@@ -17,6 +17,8 @@ from numba import njit, prange
 
 from sparseopt.kernels._partition import balanced_splits
 
+_U1, _U2, _U3, _U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
+
 # A.T @ X on scattered matrices splits columns among threads (instead of rows)
 # from this many columns of X (see csr_spmm_t)
 _COLUMN_SPLIT_MIN_VEC = 32
@@ -29,17 +31,15 @@ def _spmv_rows(indptr, indices, data, x, out, r0, r1):
     # positions as unsigned 64-bit, so int64 indptr and indices skip Numba's
     # negative-index test as the uint32 views do (1.3-1.5x on int64 input);
     # two accumulators split the chain of dependent adds (short rows gain most)
-    one = np.uint64(1)
-    two = np.uint64(2)
     for i in range(r0, r1):
         k = np.uint64(indptr[i])
         end = np.uint64(indptr[i + 1])
         acc0 = 0.0
         acc1 = 0.0
-        while k + two <= end:
+        while k + _U2 <= end:
             acc0 += data[k] * x[np.uint64(indices[k])]
-            acc1 += data[k + one] * x[np.uint64(indices[k + one])]
-            k += two
+            acc1 += data[k + _U1] * x[np.uint64(indices[k + _U1])]
+            k += _U2
         if k < end:
             acc0 += data[k] * x[np.uint64(indices[k])]
         out[i] = acc0 + acc1
@@ -65,26 +65,26 @@ def _spmm_rows(indptr, indices, data, X, out, r0, r1):
     for i in range(r0, r1):
         for c in range(n_vec):
             out[i, c] = 0
-        k = indptr[i]
-        end = indptr[i + 1]
-        while k + 4 <= end:
+        k = np.uint64(indptr[i])  # unsigned: no negative-index tests
+        end = np.uint64(indptr[i + 1])
+        while k + _U4 <= end:
             a0 = data[k]
-            a1 = data[k + 1]
-            a2 = data[k + 2]
-            a3 = data[k + 3]
-            j0 = indices[k]
-            j1 = indices[k + 1]
-            j2 = indices[k + 2]
-            j3 = indices[k + 3]
+            a1 = data[k + _U1]
+            a2 = data[k + _U2]
+            a3 = data[k + _U3]
+            j0 = np.uint64(indices[k])
+            j1 = np.uint64(indices[k + _U1])
+            j2 = np.uint64(indices[k + _U2])
+            j3 = np.uint64(indices[k + _U3])
             for c in range(n_vec):
                 out[i, c] += a0 * X[j0, c] + a1 * X[j1, c] + a2 * X[j2, c] + a3 * X[j3, c]
-            k += 4
+            k += _U4
         while k < end:
             a = data[k]
-            j = indices[k]
+            j = np.uint64(indices[k])
             for c in range(n_vec):
                 out[i, c] += a * X[j, c]
-            k += 1
+            k += _U1
 
 
 @njit(cache=True, nogil=True)
@@ -95,26 +95,26 @@ def _spmm_rows_8(indptr, indices, data, X, out, r0, r1):
     for i in range(r0, r1):
         for c in range(8):
             out[i, c] = 0
-        k = indptr[i]
-        end = indptr[i + 1]
-        while k + 4 <= end:
+        k = np.uint64(indptr[i])  # unsigned: no negative-index tests
+        end = np.uint64(indptr[i + 1])
+        while k + _U4 <= end:
             a0 = data[k]
-            a1 = data[k + 1]
-            a2 = data[k + 2]
-            a3 = data[k + 3]
-            j0 = indices[k]
-            j1 = indices[k + 1]
-            j2 = indices[k + 2]
-            j3 = indices[k + 3]
+            a1 = data[k + _U1]
+            a2 = data[k + _U2]
+            a3 = data[k + _U3]
+            j0 = np.uint64(indices[k])
+            j1 = np.uint64(indices[k + _U1])
+            j2 = np.uint64(indices[k + _U2])
+            j3 = np.uint64(indices[k + _U3])
             for c in range(8):
                 out[i, c] += a0 * X[j0, c] + a1 * X[j1, c] + a2 * X[j2, c] + a3 * X[j3, c]
-            k += 4
+            k += _U4
         while k < end:
             a = data[k]
-            j = indices[k]
+            j = np.uint64(indices[k])
             for c in range(8):
                 out[i, c] += a * X[j, c]
-            k += 1
+            k += _U1
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -154,11 +154,11 @@ def _spmm_t_rows(indptr, indices, data, X, out, r0, r1):
     if n_vec == 1:  # X[i, 0] held in a register (out and X could alias otherwise)
         for i in range(r0, r1):
             x = X[i, 0]
-            for k in range(indptr[i], indptr[i + 1]):
+            for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
                 out[np.uint64(indices[k]), 0] += data[k] * x
         return
     for i in range(r0, r1):
-        for k in range(indptr[i], indptr[i + 1]):
+        for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
             a = data[k]
             j = indices[k]
             for c in range(n_vec):
@@ -170,7 +170,7 @@ def _column_span(indptr, indices, r0, r1):
     """Smallest and largest column index stored in rows ``r0:r1`` (``(0, -1)`` if none)."""
     lo = np.int64(1) << 62
     hi = np.int64(-1)
-    for k in range(indptr[r0], indptr[r1]):
+    for k in range(np.uint64(indptr[r0]), np.uint64(indptr[r1])):  # unsigned: vectorizes
         j = np.int64(indices[k])
         lo = min(lo, j)
         hi = max(hi, j)
@@ -190,8 +190,8 @@ def _rows_ordered(indptr, indices, r0, r1):
     start = np.int64(indptr[r0])
     end = np.int64(indptr[r1])
     descents = 0
-    for k in range(start + 1, end):
-        descents += indices[k] < indices[k - 1]
+    for k in range(np.uint64(start + 1), np.uint64(end)):
+        descents += indices[k] < indices[k - _U1]
     for i in range(r0 + 1, r1):
         k = np.int64(indptr[i])
         # once per position: only the non-empty row starting there counts
@@ -288,7 +288,7 @@ def _spmm_t_rows_split(indptr, indices, data, X, out, buf, r0, r1, lo, ex_lo, ex
     if n_vec == 1:  # as in _spmm_t_rows
         for i in range(r0, r1):
             x = X[i, 0]
-            for k in range(indptr[i], indptr[i + 1]):
+            for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
                 j = np.int64(indices[k])
                 # unsigned positions: no negative-index test
                 if j >= ex_lo and j <= ex_hi:
@@ -298,7 +298,7 @@ def _spmm_t_rows_split(indptr, indices, data, X, out, buf, r0, r1, lo, ex_lo, ex
                     buf[np.uint64(jb), 0] += data[k] * x
         return
     for i in range(r0, r1):
-        for k in range(indptr[i], indptr[i + 1]):
+        for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
             a = data[k]
             j = np.int64(indices[k])
             if j >= ex_lo and j <= ex_hi:
