@@ -92,7 +92,7 @@ def bench_spmm(so, mkl, gb, repeat, quick):
         A_sp = make()
         A = so.CSR.from_scipy(A_sp)
         for k in ks:
-            for dtype in (np.float64, np.float32) if k == 64 else (np.float64,):
+            for dtype in (np.float64, np.float32):
                 A_d = A.astype(dtype)
                 A_spd = A_sp.astype(dtype)
                 X = rng.standard_normal((A.shape[1], k)).astype(dtype)

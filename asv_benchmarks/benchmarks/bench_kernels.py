@@ -80,6 +80,10 @@ class SpGEMM:
         else:
             self.A_sp @ self.A_sp
 
+    def peakmem_spgemm(self, structure, library):
+        # the bound: no more than scipy's peak (setup's operands included)
+        self.time_spgemm(structure, library)
+
     def track_nnz(self, structure, library):
         if library.startswith("sparseopt"):
             return sparseopt.spgemm(self.A, self.A).nnz
