@@ -163,10 +163,11 @@ def bench_spgemm(so, mkl, gb, repeat, quick):
         ("uniform 50k, 10/row", lambda: uniform_rows(50_000, 10)),
         ("R-MAT scale 15", lambda: rmat(15)),
         ("R-MAT scale 16", lambda: rmat(16)),
+        ("R-MAT scale 17", lambda: rmat(17)),
         ("Poisson 2D 500x500", lambda: poisson2d(500)),
     ]
     if quick:
-        cases = cases[:1] + cases[3:]
+        cases = cases[:1] + cases[4:]
     for name, make in cases:
         A_sp = make()
         A = so.CSR.from_scipy(A_sp)

@@ -29,8 +29,9 @@ def round_robin(fns, repeat, seed=0, min_seconds=0.0, cpu_times=None):
         Seed of the per-round shuffle.
     min_seconds : float
         Each sample is a batch of ``ceil(min_seconds / t_warm)`` calls (at least
-        one), ``t_warm`` being a timed call after the warm-up; the sample is the
-        batch time over its length.
+        one), ``t_warm`` being the warm-up call's time, or a second call's when
+        the first was shorter than ``min_seconds`` (it may have compiled); the
+        sample is the batch time over its length.
     cpu_times : dict, optional
         Filled with the median thread CPU seconds per call
         (``time.thread_time``), which unlike wall time does not count slices
@@ -42,10 +43,13 @@ def round_robin(fns, repeat, seed=0, min_seconds=0.0, cpu_times=None):
     """
     batch = {}
     for name, f in fns.items():
-        f()
         t0 = time.perf_counter()
         f()
         t_warm = time.perf_counter() - t0
+        if t_warm < min_seconds:  # perhaps a compile: time a warm call
+            t0 = time.perf_counter()
+            f()
+            t_warm = time.perf_counter() - t0
         batch[name] = max(1, math.ceil(min_seconds / max(t_warm, 1e-9)))
     wall = {name: [] for name in fns}
     cpu = {name: [] for name in fns}
