@@ -7,7 +7,6 @@ matching dtype, and returns NumPy arrays; the public wrappers in
 
 import numba
 import numpy as np
-from array_api_compat import numpy as np_namespace
 
 from sparseopt._config import numba_threads
 from sparseopt.formats._common import index_dtype
@@ -73,11 +72,24 @@ def _narrow_for_spgemm(indptr, indices, n_cols):
     return _unsigned(indptr), _unsigned(indices)
 
 
+class _ArrayApiNumpy:
+    """Class attribute resolving to ``array_api_compat.numpy`` on first access.
+
+    Importing it pulls in ``numpy.f2py``, ``numpy.testing`` and ``numpy.ma``
+    (about 0.1 s); a product never needs it, a solver's dense glue does.
+    """
+
+    def __get__(self, obj, owner):
+        from array_api_compat import numpy as namespace
+
+        return namespace
+
+
 class NumpyBackend:
     """CPU backend on NumPy arrays with Numba kernels."""
 
     name = "numpy"
-    xp = np_namespace
+    xp = _ArrayApiNumpy()
 
     # -- utilities -----------------------------------------------------------
     @staticmethod
