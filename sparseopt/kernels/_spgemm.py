@@ -23,8 +23,10 @@ What sets the speed (measured on uniform, R-MAT and 2D Poisson ``A @ A``):
   accumulator and the row's column list are written unconditionally and the
   count moves on by ``marker[col] != tag``.  On power-law rows "seen before?"
   is a coin toss, and the mispredicted branch cost more than the extra stores
-  (R-MAT symbolic pass about 4x faster).  The marker holds int32 row tags, so
-  nothing is cleared between rows.
+  (R-MAT symbolic pass about 4x faster).  Rows of at most ``_SHORT_ROW_FLOPS``
+  multiply-adds keep the branch: their columns rarely repeat, or repeat in a
+  pattern the predictor learns (2D Poisson: whole product 10% faster).  The
+  marker holds int32 row tags, so nothing is cleared between rows.
 * **Accumulator by row.**  The dense accumulator whenever ``B`` has at most
   ``_DENSE_MAX_COLS`` columns (it stays in L2, or the columns are local, as on
   banded matrices); a hash table (linear probing, a power of two at least twice
@@ -59,6 +61,12 @@ _TAG_PERIOD = 2**31 - 1
 # block is written out in each of the four row loops on purpose: as a shared
 # njit helper (inlined or not) it measured 1.1-2x slower on uniform matrices.
 _PF_DIST = 6
+# rows with at most this many flops update the dense accumulator with a branch
+# on "seen before?": their columns either rarely repeat or repeat in a pattern
+# the predictor learns (stencils); branch-free updates cost more there (2D
+# Poisson numeric pass 7.2 -> 6.0 ms on one core), while on long power-law rows
+# the branch is a coin toss (R-MAT 15: 62 -> 114 ms if taken everywhere)
+_SHORT_ROW_FLOPS = 32
 # a sorted dense row reads its columns back from the bitmap unless its span in
 # 4096-column summary words exceeds _SCAN_VS_SORT * nnz * log2(nnz)
 _SCAN_VS_SORT = 2
@@ -167,6 +175,7 @@ def _symbolic_chunk(a_indptr, a_indices, b_indptr, b_indices, n_cols, flops, r0,
     a_end = a_indptr[r1]
     for i in range(r0, r1):
         count = 0
+        short = flops[i] <= _SHORT_ROW_FLOPS
         tag = np.int32((i - r0) % _TAG_PERIOD)
         if tag == 0 and i > r0:
             marker[:] = _EMPTY
@@ -204,6 +213,13 @@ def _symbolic_chunk(a_indptr, a_indices, b_indptr, b_indices, n_cols, flops, r0,
                     if kp + _PF_DIST < a_end:
                         _prefetch(b_indptr, a_indices[kp + _PF_DIST])
                 j = a_indices[k]
+                if short:  # see _SHORT_ROW_FLOPS
+                    for kk in range(b_indptr[j], b_indptr[j + 1]):
+                        col = b_indices[kk]
+                        if marker[col] != tag:
+                            marker[col] = tag
+                            count += 1
+                    continue
                 for kk in range(b_indptr[j], b_indptr[j + 1]):
                     col = b_indices[kk]
                     count += marker[col] != tag  # branch-free, see _numeric_chunk
@@ -330,6 +346,7 @@ def _numeric_chunk(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, n_c
         tag = np.int32((i - r0) % _TAG_PERIOD)
         if tag == 0 and i > r0:
             marker[:] = _EMPTY
+        short = flops[i] <= _SHORT_ROW_FLOPS
         for k in range(a_indptr[i], a_indptr[i + 1]):
             kp = k + _PF_DIST  # prefetch the B row of a later A entry
             if kp < a_end:
@@ -344,6 +361,18 @@ def _numeric_chunk(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, n_c
                     _prefetch(b_indptr, a_indices[kp + _PF_DIST])
             j = a_indices[k]
             a = a_data[k]
+            if short:  # see _SHORT_ROW_FLOPS
+                for kk in range(b_indptr[j], b_indptr[j + 1]):
+                    col = b_indices[kk]
+                    v = a * b_data[kk]
+                    if marker[col] != tag:
+                        marker[col] = tag
+                        acc[col] = v
+                        cols[n] = col
+                        n += 1
+                    else:
+                        acc[col] += v
+                continue
             for kk in range(b_indptr[j], b_indptr[j + 1]):
                 col = b_indices[kk]
                 v = a * b_data[kk]
