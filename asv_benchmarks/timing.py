@@ -15,6 +15,10 @@ import time
 
 import numpy as np
 
+# a warm-up call this long calibrates the batch itself (nothing compiled here
+# takes that long, and the slowest anchors are spared a second 10 s call)
+_SURELY_SLOW = 5.0
+
 
 def round_robin(fns, repeat, seed=0, min_seconds=0.0, cpu_times=None):
     """Median wall seconds per call of each callable, runs interleaved.
@@ -29,9 +33,9 @@ def round_robin(fns, repeat, seed=0, min_seconds=0.0, cpu_times=None):
         Seed of the per-round shuffle.
     min_seconds : float
         Each sample is a batch of ``ceil(min_seconds / t_warm)`` calls (at least
-        one), ``t_warm`` being the warm-up call's time, or a second call's when
-        the first was shorter than ``min_seconds`` (it may have compiled); the
-        sample is the batch time over its length.
+        one), ``t_warm`` being a second call's time (the first may have
+        compiled; a first call over 5 s stands for itself); the sample is the
+        batch time over its length.
     cpu_times : dict, optional
         Filled with the median thread CPU seconds per call
         (``time.thread_time``), which unlike wall time does not count slices
@@ -46,7 +50,7 @@ def round_robin(fns, repeat, seed=0, min_seconds=0.0, cpu_times=None):
         t0 = time.perf_counter()
         f()
         t_warm = time.perf_counter() - t0
-        if t_warm < min_seconds:  # perhaps a compile: time a warm call
+        if min_seconds > 0 and t_warm < _SURELY_SLOW:  # it may have compiled
             t0 = time.perf_counter()
             f()
             t_warm = time.perf_counter() - t0
