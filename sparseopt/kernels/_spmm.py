@@ -336,11 +336,12 @@ def csr_spmm_t(indptr, indices, data, X, out, splits):
     * **Scattered** (the buffers would hold more than a quarter of ``out``'s
       rows) with rows in column order and ``k >= _COLUMN_SPLIT_MIN_VEC``:
       columns run in parallel instead.  Thread ``t`` takes a range of output
-      rows of about equal nnz and, for every row of ``A``, binary-searches its
-      entries in that range; nothing is buffered, each ``X`` row is read once
-      per thread.  2 threads, k = 64: uniform 1.3x, R-MAT 1.6-2.0x the
-      forward product, against 1.8x and 2.2x buffered; at k <= 16 the binary
-      searches cost more than the buffers (crossover measured at 16-32).
+      rows of about equal work (:func:`_column_splits`) and, for every row of
+      ``A``, binary-searches its entries in that range; nothing is buffered,
+      each ``X`` row is read once per thread.  2 threads, k = 64: uniform
+      1.3-1.5x, R-MAT 1.6-2.2x the forward product, against 1.8x and 2.2x
+      buffered; at k <= 16 the binary searches cost more than the buffers
+      (crossover measured at 16-32).
     * Otherwise (unsorted rows, few columns in ``X``) the buffered scheme.
 
     ``X`` has shape ``(n_rows, k)``, ``out`` ``(n_cols, k)``.
