@@ -29,7 +29,7 @@ _COLUMN_SAMPLE = 1 << 16
 @njit(cache=True, nogil=True)
 def _spmv_rows(indptr, indices, data, x, out, r0, r1):
     # positions as unsigned 64-bit, so int64 indptr and indices skip Numba's
-    # negative-index test as the uint32 views do (1.3-1.5x on int64 input);
+    # negative-index test as the uint32 views do (1.2-1.4x on int64 input);
     # two accumulators split the chain of dependent adds (short rows gain most)
     for i in range(r0, r1):
         k = np.uint64(indptr[i])
@@ -91,7 +91,7 @@ def _spmm_rows(indptr, indices, data, X, out, r0, r1):
 def _spmm_rows_8(indptr, indices, data, X, out, r0, r1):
     # _spmm_rows with the width a literal 8: LLVM turns each column loop into
     # one vector operation.  With a run-time width of 8 it takes the scalar
-    # remainder path of a loop vectorized for 32 (1.2-1.4x slower at k = 8)
+    # remainder path of a loop vectorized for 32 (1.2-1.5x slower at k = 8)
     for i in range(r0, r1):
         for c in range(8):
             out[i, c] = 0
