@@ -72,6 +72,19 @@ def _narrow_for_spgemm(indptr, indices, n_cols):
     return _unsigned(indptr), _unsigned(indices)
 
 
+def _panel_operands(data, X, out):
+    """``X`` C-ordered in ``data``'s dtype, and where the kernel writes ``out``.
+
+    The SpMM kernels' vector panels (:mod:`sparseopt.kernels._simd`) read and
+    write whole rows, so both dense operands must be C-ordered arrays of the
+    matrix's dtype.  Callers pass such arrays; anything else is copied here.
+    """
+    X = np.ascontiguousarray(X, dtype=data.dtype)
+    if out.flags.c_contiguous and out.dtype == data.dtype:
+        return X, out
+    return X, np.empty(out.shape, dtype=data.dtype)
+
+
 class _ArrayApiNumpy:
     """Class attribute resolving to ``array_api_compat.numpy`` on first access.
 
@@ -145,7 +158,11 @@ class NumpyBackend:
     @staticmethod
     def spmm(indptr, indices, data, X, out):
         indptr, indices = _unsigned(indptr), _unsigned(indices)
-        _run_by_rows(_spmm.csr_spmm, indices.shape[0] * X.shape[1], indptr, indices, data, X, out)
+        X, target = _panel_operands(data, X, out)
+        _run_by_rows(_spmm.csr_spmm, indices.shape[0] * X.shape[1], indptr, indices, data, X,
+                     target)
+        if target is not out:
+            out[...] = target
         return out
 
     @staticmethod
@@ -153,8 +170,11 @@ class NumpyBackend:
         indptr, indices = _unsigned(indptr), _unsigned(indices)
         # a single column costs per row about what spmv does (R-MAT 15, k = 1:
         # 0.29 -> 0.21 ms in one A/B against one entry per row, 0.198 -> 0.191 ms in another)
-        _run_by_rows(_spmm.csr_spmm_t, indices.shape[0] * X.shape[1], indptr, indices, data, X, out,
-                     row_cost=4 if X.shape[1] == 1 else 1)
+        X, target = _panel_operands(data, X, out)
+        _run_by_rows(_spmm.csr_spmm_t, indices.shape[0] * X.shape[1], indptr, indices, data, X,
+                     target, row_cost=4 if X.shape[1] == 1 else 1)
+        if target is not out:
+            out[...] = target
         return out
 
     @staticmethod

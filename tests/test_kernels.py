@@ -50,8 +50,13 @@ def test_spmv_spmm_spmm_t(name, idx, val, canonical):
     Z = spmm(A, X)
     assert Z.dtype == val and Z.shape == (m, 5)
     np.testing.assert_allclose(Z, ref @ X.astype(np.float64), rtol=tol, atol=tol * 10)
-    X8 = rng.standard_normal((n, 8)).astype(val)  # the fixed-width kernel
-    np.testing.assert_allclose(spmm(A, X8), ref @ X8.astype(np.float64), rtol=tol, atol=tol * 10)
+    for k in (8, 41):  # vector panels: one of 8 columns; 32 + 8 + a scalar column
+        Xk = rng.standard_normal((n, k)).astype(val)
+        np.testing.assert_allclose(spmm(A, Xk), ref @ Xk.astype(np.float64), rtol=tol,
+                                   atol=tol * 10)
+        Yk = rng.standard_normal((m, k)).astype(val)
+        np.testing.assert_allclose(spmm_t(A, Yk), ref.T @ Yk.astype(np.float64), rtol=tol,
+                                   atol=tol * 10)
     W = spmm_t(A, Y)
     assert W.shape == (n, 3)
     np.testing.assert_allclose(W, ref.T @ Y.astype(np.float64), rtol=tol, atol=tol * 10)
@@ -92,7 +97,7 @@ def test_product_errors():
         spgemm(A, CSR.from_dense(np.eye(4)))
 
 
-@pytest.mark.parametrize("n_vec", [1, 6, 8, 40])
+@pytest.mark.parametrize("n_vec", [1, 6, 8, 40, 72])
 def test_parallel_chunks_match_scipy(n_vec):
     # large enough for the multi-chunk (private buffer) path of spmm_t and for
     # a flop-balanced split of spgemm
@@ -106,6 +111,32 @@ def test_parallel_chunks_match_scipy(n_vec):
         np.testing.assert_allclose(spmm_t(B, X), B.to_scipy().T @ X, rtol=1e-12, atol=1e-12)
         C = spgemm(A.T.tocsr(), A)
         np.testing.assert_allclose(C.toarray(), (A.T @ A).toarray(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_backend_spmm_takes_any_dense_layout(transpose):
+    # the vector-panel kernels need C-ordered operands of the matrix's dtype:
+    # the backend copies a Fortran-ordered or float32 X and writes a strided
+    # or float32 out through a buffer
+    from sparseopt._numpy_backend import NumpyBackend
+
+    A = sp.random_array((60, 50), density=0.2, format="csr", random_state=4)
+    n_in, n_out = (A.shape[0], A.shape[1]) if transpose else (A.shape[1], A.shape[0])
+    ref_op = A.T if transpose else A
+    kernel = NumpyBackend.spmm_t if transpose else NumpyBackend.spmm
+    rng = np.random.default_rng(0)
+    X = np.asfortranarray(rng.standard_normal((n_in, 41)))
+    X_saved = X.copy()
+    for X_in, out in [(X, np.empty((n_out, 41))),
+                      (X.astype(np.float32), np.empty((n_out, 41))),
+                      (X, np.empty((n_out, 82))[:, ::2]),
+                      (X, np.empty((n_out, 41), dtype=np.float32))]:
+        got = kernel(A.indptr, A.indices, A.data, X_in, out)
+        assert got is out
+        np.testing.assert_allclose(out, ref_op @ X_in.astype(np.float64),
+                                   rtol=1e-6 if np.float32 in (X_in.dtype, out.dtype) else 1e-12,
+                                   atol=1e-5)
+    np.testing.assert_array_equal(X, X_saved)
 
 
 @pytest.mark.parametrize("blocksize", [(1, 1), (2, 3), (4, 4)])
@@ -369,7 +400,7 @@ def test_spmm_t_own_column_intervals(layout, index_dtype):
         ordered = [_spmm._rows_ordered(indptr, indices, splits[t], splits[t + 1])
                    for t in range(parts)]
         assert all(ordered) == (layout != "scattered, unsorted rows")
-        for k in (1, 5, 33):
+        for k in (1, 5, 8, 33, 72):
             X = rng.standard_normal((A.shape[0], k))
             out = np.full((A.shape[1], k), np.nan)
             _spmm.csr_spmm_t(indptr, indices, A.data, X, out, splits)

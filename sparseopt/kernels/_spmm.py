@@ -16,8 +16,9 @@ import numpy as np
 from numba import njit, prange
 
 from sparseopt.kernels._partition import balanced_splits
+from sparseopt.kernels._simd import gather_row, scatter_row
 
-_U1, _U2, _U3, _U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
+_U1, _U2 = np.uint64(1), np.uint64(2)
 
 # A.T @ X on scattered matrices splits columns among threads (instead of rows)
 # from this many columns of X (see csr_spmm_t)
@@ -58,81 +59,19 @@ def csr_spmv(indptr, indices, data, x, out, splits):
 
 @njit(cache=True, nogil=True)
 def _spmm_rows(indptr, indices, data, X, out, r0, r1):
-    # four stored entries per pass over the output row: a quarter of the
-    # load/store traffic on out[i], and an inner loop over the dense columns
-    # that LLVM vectorizes
-    n_vec = X.shape[1]
     for i in range(r0, r1):
-        for c in range(n_vec):
-            out[i, c] = 0
-        k = np.uint64(indptr[i])  # unsigned: no negative-index tests
-        end = np.uint64(indptr[i + 1])
-        while k + _U4 <= end:
-            a0 = data[k]
-            a1 = data[k + _U1]
-            a2 = data[k + _U2]
-            a3 = data[k + _U3]
-            j0 = np.uint64(indices[k])
-            j1 = np.uint64(indices[k + _U1])
-            j2 = np.uint64(indices[k + _U2])
-            j3 = np.uint64(indices[k + _U3])
-            for c in range(n_vec):
-                out[i, c] += a0 * X[j0, c] + a1 * X[j1, c] + a2 * X[j2, c] + a3 * X[j3, c]
-            k += _U4
-        while k < end:
-            a = data[k]
-            j = np.uint64(indices[k])
-            for c in range(n_vec):
-                out[i, c] += a * X[j, c]
-            k += _U1
-
-
-@njit(cache=True, nogil=True)
-def _spmm_rows_8(indptr, indices, data, X, out, r0, r1):
-    # _spmm_rows with the width a literal 8: LLVM turns each column loop into
-    # one vector operation.  With a run-time width of 8 it takes the scalar
-    # remainder path of a loop vectorized for 32 (1.2-1.5x slower at k = 8)
-    for i in range(r0, r1):
-        for c in range(8):
-            out[i, c] = 0
-        k = np.uint64(indptr[i])  # unsigned: no negative-index tests
-        end = np.uint64(indptr[i + 1])
-        while k + _U4 <= end:
-            a0 = data[k]
-            a1 = data[k + _U1]
-            a2 = data[k + _U2]
-            a3 = data[k + _U3]
-            j0 = np.uint64(indices[k])
-            j1 = np.uint64(indices[k + _U1])
-            j2 = np.uint64(indices[k + _U2])
-            j3 = np.uint64(indices[k + _U3])
-            for c in range(8):
-                out[i, c] += a0 * X[j0, c] + a1 * X[j1, c] + a2 * X[j2, c] + a3 * X[j3, c]
-            k += _U4
-        while k < end:
-            a = data[k]
-            j = np.uint64(indices[k])
-            for c in range(8):
-                out[i, c] += a * X[j, c]
-            k += _U1
+        gather_row(indices, data, X, out, i, indptr[i], indptr[i + 1])
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def csr_spmm(indptr, indices, data, X, out, splits):
     """``out = A @ X`` for C-ordered ``X`` of shape ``(n_cols, k)``."""
     n_parts = splits.shape[0] - 1
-    width_8 = X.shape[1] == 8
     if n_parts == 1:
-        if width_8:
-            _spmm_rows_8(indptr, indices, data, X, out, 0, indptr.shape[0] - 1)
-        else:
-            _spmm_rows(indptr, indices, data, X, out, 0, indptr.shape[0] - 1)
+        _spmm_rows(indptr, indices, data, X, out, 0, indptr.shape[0] - 1)
         return
     for t in prange(n_parts):
-        if width_8:
-            _spmm_rows_8(indptr, indices, data, X, out, splits[t], splits[t + 1])
-        else:
-            _spmm_rows(indptr, indices, data, X, out, splits[t], splits[t + 1])
+        _spmm_rows(indptr, indices, data, X, out, splits[t], splits[t + 1])
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -150,19 +89,14 @@ def add_buffers(out, buffers):
 
 @njit(cache=True, nogil=True)
 def _spmm_t_rows(indptr, indices, data, X, out, r0, r1):
-    n_vec = X.shape[1]
-    if n_vec == 1:  # X[i, 0] held in a register (out and X could alias otherwise)
+    if X.shape[1] == 1:  # X[i, 0] held in a register (out and X could alias otherwise)
         for i in range(r0, r1):
             x = X[i, 0]
             for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
                 out[np.uint64(indices[k]), 0] += data[k] * x
         return
     for i in range(r0, r1):
-        for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
-            a = data[k]
-            j = indices[k]
-            for c in range(n_vec):
-                out[j, c] += a * X[i, c]
+        scatter_row(indices, data, X, out, i, indptr[i], indptr[i + 1], 0)
 
 
 @njit(cache=True, nogil=True)
@@ -228,11 +162,7 @@ def _spmm_t_columns(indptr, indices, data, X, out, c0, c1):
         end = np.int64(indptr[i + 1])
         k0 = start if c0 == 0 else _first_at_least(indices, start, end, c0)
         k1 = end if c1 == n_cols else _first_at_least(indices, k0, end, c1)
-        for k in range(k0, k1):
-            a = data[k]
-            j = np.uint64(indices[k])
-            for c in range(n_vec):
-                out[j, c] += a * X[i, c]
+        scatter_row(indices, data, X, out, i, k0, k1, 0)
 
 
 @njit(cache=True, nogil=True)
@@ -291,10 +221,10 @@ def _own_interval(lo, hi, t):
 def _spmm_t_rows_split(indptr, indices, data, X, out, buf, r0, r1, lo, ex_lo, ex_hi):
     """Scatter of rows ``r0:r1``: columns in ``[ex_lo, ex_hi]`` straight into ``out``,
     the others into ``buf`` (row ``j - lo`` left of ``ex_lo``, packed after them right of
-    ``ex_hi``)."""
-    n_vec = X.shape[1]
+    ``ex_hi``).  With ``k > 1`` columns each row goes by runs of entries bound for
+    the same place (a sorted row has at most three), each run one ``scatter_row``."""
     n_left = ex_lo - lo
-    if n_vec == 1:  # as in _spmm_t_rows
+    if X.shape[1] == 1:  # one branch per entry costs less than finding runs
         for i in range(r0, r1):
             x = X[i, 0]
             for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
@@ -306,18 +236,25 @@ def _spmm_t_rows_split(indptr, indices, data, X, out, buf, r0, r1, lo, ex_lo, ex
                     jb = j - lo if j < ex_lo else n_left + (j - ex_hi - 1)
                     buf[np.uint64(jb), 0] += data[k] * x
         return
+    right_shift = ex_hi + 1 - n_left  # buf row j - right_shift right of ex_hi
     for i in range(r0, r1):
-        for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
-            a = data[k]
+        k = np.int64(indptr[i])
+        end = np.int64(indptr[i + 1])
+        while k < end:
             j = np.int64(indices[k])
-            if j >= ex_lo and j <= ex_hi:
-                ju = np.uint64(j)
-                for c in range(n_vec):
-                    out[ju, c] += a * X[i, c]
+            place = 0 if j < ex_lo else (1 if j <= ex_hi else 2)
+            run_end = k + 1
+            while run_end < end:
+                j = np.int64(indices[run_end])
+                if (0 if j < ex_lo else (1 if j <= ex_hi else 2)) != place:
+                    break
+                run_end += 1
+            if place == 1:
+                scatter_row(indices, data, X, out, i, k, run_end, 0)
             else:
-                jb = np.uint64(j - lo if j < ex_lo else n_left + (j - ex_hi - 1))
-                for c in range(n_vec):
-                    buf[jb, c] += a * X[i, c]
+                shift = lo if place == 0 else right_shift
+                scatter_row(indices, data, X, buf, i, k, run_end, shift)
+            k = run_end
 
 
 @njit(cache=True, nogil=True, parallel=True)
