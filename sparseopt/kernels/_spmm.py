@@ -349,10 +349,14 @@ def csr_spmm_t(indptr, indices, data, X, out, splits):
 
 @njit(cache=True, nogil=True)
 def _add_slab(out, buf, j0, j1, shift):
-    """``out[j0:j1] += buf[j0 + shift:j1 + shift]`` (nothing when ``j0 >= j1``)."""
-    for j in range(j0, j1):
-        for c in range(out.shape[1]):
-            out[j, c] += buf[j + shift, c]
+    """``out[j0:j1] += buf[j0 + shift:j1 + shift]`` (nothing when ``j0 >= j1``), as one
+    flat loop over the C-ordered rows, which LLVM vectorizes whatever the width."""
+    if j1 <= j0:
+        return
+    dst = out[j0:j1].reshape(-1)
+    src = buf[j0 + shift:j1 + shift].reshape(-1)
+    for q in range(dst.shape[0]):
+        dst[q] += src[q]
 
 
 @njit(cache=True, nogil=True)
