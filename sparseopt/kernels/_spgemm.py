@@ -61,6 +61,8 @@ _TAG_PERIOD = 2**31 - 1
 # block is written out in each of the four row loops on purpose: as a shared
 # njit helper (inlined or not) it measured 1.1-2x slower on uniform matrices.
 _PF_DIST = 6
+_U1 = np.uint64(1)
+_UPF = np.uint64(_PF_DIST)
 # rows with at most this many flops update the dense accumulator with a branch
 # on "seen before?": their columns either rarely repeat or repeat in a pattern
 # the predictor learns (stencils); branch-free updates cost more there (2D
@@ -173,6 +175,7 @@ def _symbolic_chunk(a_indptr, a_indices, b_indptr, b_indices, n_cols, flops, r0,
     marker = np.full(n_cols if need_dense else 0, _EMPTY, dtype=np.int32)
     table = np.empty(_table_size(max_flops), dtype=np.int64)
     a_end = a_indptr[r1]
+    u_end = np.uint64(a_end)
     for i in range(r0, r1):
         count = 0
         short = flops[i] <= _SHORT_ROW_FLOPS
@@ -204,24 +207,25 @@ def _symbolic_chunk(a_indptr, a_indices, b_indptr, b_indices, n_cols, flops, r0,
                             break
                         h = (h + 1) & mask
         else:
-            for k in range(a_indptr[i], a_indptr[i + 1]):
-                kp = k + _PF_DIST  # prefetch the B row of a later A entry
-                if kp < a_end:
-                    jp = a_indices[kp]
+            # unsigned positions: no negative-index tests (Poisson: 1.2x)
+            for k in range(np.uint64(a_indptr[i]), np.uint64(a_indptr[i + 1])):
+                kp = k + _UPF  # prefetch the B row of a later A entry
+                if kp < u_end:
+                    jp = np.uint64(a_indices[kp])
                     _prefetch(b_indices, b_indptr[jp])
-                    _prefetch(b_indices, b_indptr[jp + 1] - 1)
-                    if kp + _PF_DIST < a_end:
-                        _prefetch(b_indptr, a_indices[kp + _PF_DIST])
-                j = a_indices[k]
+                    _prefetch(b_indices, b_indptr[jp + _U1] - 1)
+                    if kp + _UPF < u_end:
+                        _prefetch(b_indptr, a_indices[kp + _UPF])
+                j = np.uint64(a_indices[k])
                 if short:  # see _SHORT_ROW_FLOPS
-                    for kk in range(b_indptr[j], b_indptr[j + 1]):
-                        col = b_indices[kk]
+                    for kk in range(np.uint64(b_indptr[j]), np.uint64(b_indptr[j + _U1])):
+                        col = np.uint64(b_indices[kk])
                         if marker[col] != tag:
                             marker[col] = tag
                             count += 1
                     continue
-                for kk in range(b_indptr[j], b_indptr[j + 1]):
-                    col = b_indices[kk]
+                for kk in range(np.uint64(b_indptr[j]), np.uint64(b_indptr[j + _U1])):
+                    col = np.uint64(b_indices[kk])
                     count += marker[col] != tag  # branch-free, see _numeric_chunk
                     marker[col] = tag
         row_nnz[i] = count
@@ -299,6 +303,7 @@ def _numeric_chunk(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, n_c
     table = np.empty(_table_size(max_flops), dtype=np.int64)
     slot = np.empty(_table_size(max_flops), dtype=np.int64)
     a_end = a_indptr[r1]
+    u_end = np.uint64(a_end)
     for i in range(r0, r1):
         start = np.int64(c_indptr[i])
         n = 0
@@ -347,48 +352,52 @@ def _numeric_chunk(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, n_c
         if tag == 0 and i > r0:
             marker[:] = _EMPTY
         short = flops[i] <= _SHORT_ROW_FLOPS
-        for k in range(a_indptr[i], a_indptr[i + 1]):
-            kp = k + _PF_DIST  # prefetch the B row of a later A entry
-            if kp < a_end:
-                jp = a_indices[kp]
+        # unsigned positions and counts: no negative-index tests (Poisson: 1.25x)
+        un = np.uint64(0)
+        for k in range(np.uint64(a_indptr[i]), np.uint64(a_indptr[i + 1])):
+            kp = k + _UPF  # prefetch the B row of a later A entry
+            if kp < u_end:
+                jp = np.uint64(a_indices[kp])
                 s = b_indptr[jp]
-                e = b_indptr[jp + 1] - 1  # a row of 10 doubles spans two lines
+                e = b_indptr[jp + _U1] - 1  # a row of 10 doubles spans two lines
                 _prefetch(b_indices, s)
                 _prefetch(b_data, s)
                 _prefetch(b_indices, e)
                 _prefetch(b_data, e)
-                if kp + _PF_DIST < a_end:
-                    _prefetch(b_indptr, a_indices[kp + _PF_DIST])
-            j = a_indices[k]
+                if kp + _UPF < u_end:
+                    _prefetch(b_indptr, a_indices[kp + _UPF])
+            j = np.uint64(a_indices[k])
             a = a_data[k]
             if short:  # see _SHORT_ROW_FLOPS
-                for kk in range(b_indptr[j], b_indptr[j + 1]):
-                    col = b_indices[kk]
+                for kk in range(np.uint64(b_indptr[j]), np.uint64(b_indptr[j + _U1])):
+                    col = np.uint64(b_indices[kk])
                     v = a * b_data[kk]
                     if marker[col] != tag:
                         marker[col] = tag
                         acc[col] = v
-                        cols[n] = col
-                        n += 1
+                        cols[un] = col
+                        un += _U1
                     else:
                         acc[col] += v
                 continue
-            for kk in range(b_indptr[j], b_indptr[j + 1]):
-                col = b_indices[kk]
+            for kk in range(np.uint64(b_indptr[j]), np.uint64(b_indptr[j + _U1])):
+                col = np.uint64(b_indices[kk])
                 v = a * b_data[kk]
                 fresh = marker[col] != tag
                 marker[col] = tag
                 prev = acc[col]
                 acc[col] = v if fresh else prev + v
-                cols[n] = col
-                n += fresh
+                cols[un] = col
+                un += np.uint64(fresh)
+        n = np.int64(un)
         if sort and n > 1:
             _emit_sorted(cols, n, acc, bits, summary, c_indices, c_data, start)
         else:
-            for t in range(n):
-                col = cols[t]
-                c_indices[start + t] = col
-                c_data[start + t] = acc[col]
+            ustart = np.uint64(start)
+            for t in range(un):
+                col = np.uint64(cols[t])
+                c_indices[ustart + t] = col
+                c_data[ustart + t] = acc[col]
 
 
 @njit(cache=True, nogil=True)
