@@ -327,6 +327,30 @@ def test_spgemm_sorted_bitmap_and_sort_rows(n_threads, val):
                     _assert_rows_sorted(C.sort_indices())
 
 
+@pytest.mark.parametrize("val", [np.float64, np.float32])
+def test_spgemm_sorted_short_and_wide_rows(val):
+    # sorted dense-accumulator rows take three routes: <= 16 columns an inline
+    # insertion sort, more columns over a span far wider than n log n a sort of
+    # the column list (here ~24 columns over a million), the rest the bitmap
+    rng = np.random.default_rng(21)
+    n = 1_000_000
+    cols = rng.integers(0, n, size=(50, 4))
+    B = sp.csr_array((rng.standard_normal(200), cols.ravel(), np.arange(0, 201, 4)),
+                     shape=(50, n)).astype(val)
+    A = sp.random_array((30, 50), density=0.12, random_state=rng, format="csr").astype(val)
+    A = sp.vstack([A, sp.csr_array((np.ones(2), ([0, 0], [3, 7])), shape=(1, 50))]).tocsr()
+    A = A.astype(val)
+    ref = A.astype(np.float64) @ B.astype(np.float64)
+    ref.sort_indices()
+    C = spgemm(CSR.from_scipy(A), CSR.from_scipy(B), sort=True)
+    lengths = np.diff(C.indptr)
+    assert lengths.max() > 16 and 0 < lengths.min() <= 16  # both routes taken
+    _assert_rows_sorted(C)
+    np.testing.assert_array_equal(C.indptr, ref.indptr)
+    np.testing.assert_array_equal(C.indices, ref.indices)
+    np.testing.assert_allclose(C.data, ref.data, rtol=rtol_for(val), atol=rtol_for(val))
+
+
 def test_spgemm_power_law_two_threads():
     # R-MAT (Chakrabarti et al. 2004) rows: heavy rows repeat columns often,
     # the case the branch-free accumulate is for
