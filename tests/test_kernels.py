@@ -113,6 +113,22 @@ def test_parallel_chunks_match_scipy(n_vec):
         np.testing.assert_allclose(C.toarray(), (A.T @ A).toarray(), rtol=1e-12, atol=1e-12)
 
 
+def test_vector_row_kernels_reject_other_layouts():
+    # the kernels' vector loads assume C-ordered rows of the matrix's dtype:
+    # anything else is refused when Numba types the call, naming the operand
+    from numba.core.errors import TypingError
+
+    from sparseopt.kernels import _spmm
+
+    A = sp.random_array((6, 5), density=0.5, format="csr", random_state=0)
+    ip, ix = A.indptr.view(np.uint32), A.indices.view(np.uint32)
+    one = np.array([0, 6])
+    with pytest.raises(TypingError, match="X must be a 2-D C-ordered float64"):
+        _spmm.csr_spmm(ip, ix, A.data, np.asfortranarray(np.ones((5, 3))), np.empty((6, 3)), one)
+    with pytest.raises(TypingError, match="out must be a 2-D C-ordered float64"):
+        _spmm.csr_spmm(ip, ix, A.data, np.ones((5, 3)), np.empty((6, 3), np.float32), one)
+
+
 @pytest.mark.parametrize("transpose", [False, True])
 def test_backend_spmm_takes_any_dense_layout(transpose):
     # the vector-panel kernels need C-ordered operands of the matrix's dtype:

@@ -11,16 +11,19 @@ sends 8 columns down its scalar remainder path.
 
 These intrinsics emit LLVM vector IR that goes over the columns by panels of
 32, then 8, then single columns; within a panel the sum (gather) or the row of
-``X`` (scatter) lives in a register across the row's stored entries.  They are
-intrinsics rather than ``njit`` helpers so that every call is inlined without
-Numba's reference counting of the array arguments, which cost 10x on
-short runs of entries when an ``inline="always"`` helper stood here.
+``X`` (scatter) lives in a register across the row's stored entries.  The
+column panels are looped over inside the intrinsic, not by an ``njit``
+helper: one inlined with ``inline="always"`` made the split scatter of
+``A.T @ X`` (short runs of entries) 10x slower, apparently from Numba's
+per-call handling of the array arguments, and an ordinary call costs too
+much per row.
 
 Each column's arithmetic is exactly the sequential ``acc += data[k] * X[j, c]``
 in storage order that scipy's CSR kernel performs, without fused
-multiply-adds.  On a 2-core Zen 5, 20000 x 20000 uniform CSR at
-0.1 % (2 threads): ``k = 8`` float32 0.42 -> 0.14 ms (MKL 0.25-0.34 ms),
-``k = 64`` float64 3.0 -> 1.9 ms with 32-column panels.
+multiply-adds.  ``sparseopt.spmm`` on a 2-core Zen 5, 20000 x 20000 uniform
+CSR at 0.1 %, 2 threads, against the loop kernels before: ``k = 8`` float32
+0.44-0.47 -> 0.16-0.17 ms (MKL 0.23 ms), ``k = 64`` float64 2.7-2.9 ->
+1.8-1.9 ms (MKL 3.0-3.1 ms).
 
 Operands are checked when Numba types a call: ``X`` and ``out`` must be
 2-D C-ordered arrays of ``data``'s float dtype (the CPU backend makes them so).
