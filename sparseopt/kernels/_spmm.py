@@ -275,10 +275,10 @@ def csr_spmm_t(indptr, indices, data, X, out, splits):
       columns run in parallel instead.  Thread ``t`` takes a range of output
       rows of about equal work (:func:`_column_splits`) and, for every row of
       ``A``, binary-searches its entries in that range; nothing is buffered,
-      each ``X`` row is read once per thread.  2 threads, k = 64: uniform
-      1.3-1.5x, R-MAT 1.6-2.2x the forward product, against 1.8x and 2.2x
-      buffered; at k <= 16 the binary searches cost more than the buffers
-      (crossover measured at 16-32).
+      each ``X`` row is read once per thread.  2 threads, k = 64, against
+      the loop forward kernel of the time: uniform 1.3-1.5x, R-MAT 1.6-2.2x
+      the forward product, against 1.8x and 2.2x buffered; at k <= 16 the
+      binary searches cost more than the buffers (crossover measured at 16-32).
     * Otherwise (unsorted rows, few columns in ``X``) the buffered scheme.
 
     ``X`` has shape ``(n_rows, k)``, ``out`` ``(n_cols, k)``.
