@@ -350,7 +350,7 @@ def csr_spmm_t(indptr, indices, data, X, out, splits):
 @njit(cache=True, nogil=True)
 def _add_slab(out, buf, j0, j1, shift):
     """``out[j0:j1] += buf[j0 + shift:j1 + shift]`` (nothing when ``j0 >= j1``), as one
-    flat loop over the C-ordered rows, which LLVM vectorizes whatever the width."""
+    flat loop over the C-ordered rows (a loop per row of k = 8 would not vectorize)."""
     if j1 <= j0:
         return
     dst = out[j0:j1].reshape(-1)
