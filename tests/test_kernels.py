@@ -129,11 +129,12 @@ def test_vector_row_kernels_reject_other_layouts():
         _spmm.csr_spmm(ip, ix, A.data, np.ones((5, 3)), np.empty((6, 3), np.float32), one)
 
 
+@pytest.mark.parametrize("k", [41, 1])
 @pytest.mark.parametrize("transpose", [False, True])
-def test_backend_spmm_takes_any_dense_layout(transpose):
+def test_backend_spmm_takes_any_dense_layout(transpose, k):
     # the vector-panel kernels need C-ordered operands of the matrix's dtype:
     # the backend copies a Fortran-ordered or float32 X and writes a strided
-    # or float32 out through a buffer
+    # or float32 out through a buffer (one column: A @ X runs the SpMV kernel)
     from sparseopt._numpy_backend import NumpyBackend
 
     A = sp.random_array((60, 50), density=0.2, format="csr", random_state=4)
@@ -141,12 +142,12 @@ def test_backend_spmm_takes_any_dense_layout(transpose):
     ref_op = A.T if transpose else A
     kernel = NumpyBackend.spmm_t if transpose else NumpyBackend.spmm
     rng = np.random.default_rng(0)
-    X = np.asfortranarray(rng.standard_normal((n_in, 41)))
+    X = np.asfortranarray(rng.standard_normal((n_in, 2 * k))[:, ::2])
     X_saved = X.copy()
-    for X_in, out in [(X, np.empty((n_out, 41))),
-                      (X.astype(np.float32), np.empty((n_out, 41))),
-                      (X, np.empty((n_out, 82))[:, ::2]),
-                      (X, np.empty((n_out, 41), dtype=np.float32))]:
+    for X_in, out in [(X, np.empty((n_out, k))),
+                      (X.astype(np.float32), np.empty((n_out, k))),
+                      (X, np.empty((n_out, 2 * k))[:, ::2]),
+                      (X, np.empty((n_out, k), dtype=np.float32))]:
         got = kernel(A.indptr, A.indices, A.data, X_in, out)
         assert got is out
         np.testing.assert_allclose(out, ref_op @ X_in.astype(np.float64),
