@@ -8,34 +8,35 @@ from .common import STRUCTURES, block_structured
 
 
 class SpMM:
-    params = (list(STRUCTURES), [1, 64], ["sparseopt", "scipy"])
-    param_names = ["structure", "n_vectors", "library"]
+    # k = 8 and 64 take the 8- and 32-column vector panels of kernels/_simd.py
+    params = (list(STRUCTURES), [1, 8, 64], ["float64", "float32"], ["sparseopt", "scipy"])
+    param_names = ["structure", "n_vectors", "dtype", "library"]
 
-    def setup(self, structure, n_vectors, library):
-        self.A_sp = STRUCTURES[structure]()
+    def setup(self, structure, n_vectors, dtype, library):
+        self.A_sp = STRUCTURES[structure]().astype(dtype)
         self.A = sparseopt.CSR.from_scipy(self.A_sp)
         rng = np.random.default_rng(0)
         shape = (self.A.shape[1], n_vectors) if n_vectors > 1 else (self.A.shape[1],)
-        self.X = rng.standard_normal(shape)
-        self.Y = rng.standard_normal((self.A.shape[0],) + shape[1:])
+        self.X = rng.standard_normal(shape).astype(dtype)
+        self.Y = rng.standard_normal((self.A.shape[0],) + shape[1:]).astype(dtype)
         if library == "sparseopt":
             sparseopt.spmm(self.A, self.X)  # warm the JIT
             sparseopt.spmm_t(self.A, self.Y)
 
-    def time_spmm(self, structure, n_vectors, library):
+    def time_spmm(self, structure, n_vectors, dtype, library):
         if library == "sparseopt":
             sparseopt.spmm(self.A, self.X)
         else:
             self.A_sp @ self.X
 
-    def time_spmm_t(self, structure, n_vectors, library):
+    def time_spmm_t(self, structure, n_vectors, dtype, library):
         if library == "sparseopt":
             sparseopt.spmm_t(self.A, self.Y)
         else:
             self.A_sp.T @ self.Y
 
-    def peakmem_spmm_t(self, structure, n_vectors, library):
-        self.time_spmm_t(structure, n_vectors, library)
+    def peakmem_spmm_t(self, structure, n_vectors, dtype, library):
+        self.time_spmm_t(structure, n_vectors, dtype, library)
 
 
 class BSRSpMM:
