@@ -214,15 +214,20 @@ class NumpyBackend:
             parts = _n_parts(int(prefix[-1]))
             # more chunks than threads evens out rows whose flops were misjudged
             splits = _partition.balanced_splits(prefix, parts * 4 if parts > 1 else 1)
+            del prefix
+            markers = _spgemm.dense_markers(n_cols, splits.shape[0] - 1,
+                                           int(flops.max(initial=0)))
             row_nnz = _spgemm.spgemm_symbolic(a_indptr, a_indices, b_indptr, b_indices,
-                                              n_cols, flops, splits)
+                                              n_cols, flops, splits, markers)
+            del flops  # per-row work arrays go before C is allocated (peak memory)
             nnz = int(row_nnz.sum())
-            idx = index_dtype(maxval=max(nnz, n_cols, flops.shape[0]))
-            c_indptr = np.zeros(flops.shape[0] + 1, dtype=idx)
+            idx = index_dtype(maxval=max(nnz, n_cols, row_nnz.shape[0]))
+            c_indptr = np.zeros(row_nnz.shape[0] + 1, dtype=idx)
             np.cumsum(row_nnz, out=c_indptr[1:])
+            del row_nnz
             c_indices = np.empty(nnz, dtype=idx)
             c_data = np.empty(nnz, dtype=out_dtype)
             _spgemm.spgemm_numeric(a_indptr, a_indices, a_data, b_indptr, b_indices,
-                                   b_data, n_cols, flops, splits, c_indptr, c_indices,
+                                   b_data, n_cols, splits, markers, c_indptr, c_indices,
                                    c_data, sort)
         return c_indptr, c_indices, c_data

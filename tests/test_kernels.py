@@ -467,3 +467,40 @@ def test_balanced_splits_row_cost(row_cost, parts):
         np.testing.assert_array_equal(splits, expected)
     empty = balanced_splits(np.zeros(11, dtype=np.int64), 3, 0)   # no work: split by rows
     np.testing.assert_array_equal(empty, [0, 3, 6, 10])
+
+
+@pytest.mark.parametrize("sort", [False, True], ids=["unsorted", "sorted"])
+def test_spgemm_block_diagonal_two_threads_share_markers(sort):
+    # each thread's rows reach only their own block of columns, and the second
+    # block's rows are empty in A: the markers shared by both passes (positive
+    # tags in the symbolic pass, negative in the numeric) must not leak marks
+    from sparseopt._numpy_backend import _PARALLEL_MIN_WORK
+
+    rng = np.random.default_rng(5)
+    blk = sp.random_array((3000, 3000), density=3e-3, random_state=rng, format="csr")
+    A = sp.block_diag([blk, sp.csr_array((500, 500)), blk], format="csr")
+    A.sort_indices()
+    assert (A @ A).nnz >= _PARALLEL_MIN_WORK  # flops >= nnz: two chunks
+    with sparseopt.config_context(n_threads=2):
+        C = spgemm(CSR.from_scipy(A), CSR.from_scipy(A), sort=sort)
+    ref = (A @ A).tocsr()
+    ref.sort_indices()
+    Cs = C.to_scipy()
+    if sort:
+        _assert_rows_sorted(C)
+    Cs.sort_indices()
+    np.testing.assert_array_equal(Cs.indptr, ref.indptr)
+    np.testing.assert_array_equal(Cs.indices, ref.indices)
+    np.testing.assert_allclose(Cs.data, ref.data, rtol=1e-12)
+
+
+def test_spgemm_dense_markers_only_when_a_row_is_dense():
+    from sparseopt.kernels._spgemm import _DENSE_MAX_COLS, dense_markers
+
+    assert dense_markers(100, 1, 10).shape == (1, 100)
+    wide = 4 * _DENSE_MAX_COLS
+    # few flops per row on a wide B: every row hashes, no marker columns
+    assert dense_markers(wide, 1, 10).shape[1] == 0
+    # a row with flops near n_cols needs the dense accumulator
+    assert dense_markers(wide, 1, wide).shape[1] == wide
+    assert not dense_markers(100, 1, 10).any()
