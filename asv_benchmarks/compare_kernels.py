@@ -24,7 +24,14 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from benchmarks.common import block_structured, poisson2d, rmat, uniform  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    block_structured,
+    peak_bytes,
+    poisson2d,
+    rmat,
+    uniform,
+    uniform_rows,
+)
 from timing import round_robin  # noqa: E402
 
 # a sample is a batch of calls lasting at least this long (see timing.py)
@@ -153,20 +160,11 @@ def bench_bsr(so, mkl, repeat, quick):
 
 def bench_spgemm(so, mkl, gb, repeat, quick):
     rows = []
-    rng = np.random.default_rng(2)
-
-    def uniform_rows(n, per_row):
-        cols = rng.integers(0, n, n * per_row)
-        indptr = np.arange(0, n * per_row + 1, per_row)
-        A = sp.csr_array((rng.standard_normal(n * per_row), cols, indptr), shape=(n, n))
-        A.sum_duplicates()
-        return A
-
     # GraphBLAS keeps about its output's size allocated after each call
     # (R-MAT 16: 2.3 GB resident after del, scipy 0.07 GB): at scale 17 the
     # 23 GB host ran out of memory in one run, so it sits that one out
     cases = [
-        ("uniform 50k, 10/row", lambda: uniform_rows(50_000, 10), True),
+        ("uniform 50k, 10/row", lambda: uniform_rows(50_000, 10, seed=2), True),
         ("R-MAT scale 15", lambda: rmat(15), True),
         ("R-MAT scale 16", lambda: rmat(16), True),
         ("R-MAT scale 17", lambda: rmat(17), False),
@@ -193,6 +191,32 @@ def bench_spgemm(so, mkl, gb, repeat, quick):
         print(f"spgemm {name}: ours {ours * 1e3:.1f} ms (sorted {ours_sorted * 1e3:.1f}), "
               f"scipy {scipy_t * 1e3:.1f}, mkl {fmt_ms(mkl_t)} (sorted {fmt_ms(mkl_sorted)}), "
               f"graphblas {fmt_ms(gb_t)}", flush=True)
+    return rows
+
+
+_PEAK_CASES = [
+    ("uniform 50k, 10/row", "uniform_rows(50_000, 10, seed=2)"),
+    ("R-MAT scale 15", "rmat(15)"),
+    ("Poisson 2D 500x500", "poisson2d(500)"),
+]
+
+
+def spgemm_peak_memory(n_threads):
+    """Peak memory of ``A @ A`` beyond what was resident before, ours and scipy's.
+
+    A fresh process per matrix and library (``benchmarks.common.peak_bytes``).
+    Returns rows ``(name, ours, ours_sorted, scipy)`` in bytes.
+    """
+    rows = []
+    for name, make in _PEAK_CASES:
+        setup = f"A_sp = {make}\nA = sparseopt.CSR.from_scipy(A_sp)"
+        ours, ours_sorted, scipy_b = (
+            peak_bytes(setup, call, n_threads)
+            for call in ("sparseopt.spgemm(A, A)", "sparseopt.spgemm(A, A, sort=True)",
+                         "A_sp @ A_sp"))
+        rows.append((name, ours, ours_sorted, scipy_b))
+        print(f"spgemm peak {name}: ours +{ours / 1e6:.1f} MB (sorted +{ours_sorted / 1e6:.1f}), "
+              f"scipy +{scipy_b / 1e6:.1f} MB", flush=True)
     return rows
 
 
@@ -322,6 +346,7 @@ def main():
         spmm_rows = bench_spmm(so, mkl, gb, args.repeat, args.quick)
         bsr_rows = bench_bsr(so, mkl, args.repeat, args.quick)
         spgemm_rows = bench_spgemm(so, mkl, gb, max(3, args.repeat - 2), args.quick)
+    peaks = spgemm_peak_memory(args.threads)
     cold = cold_start()
 
     img = ROOT / "docs" / "img"
@@ -379,6 +404,22 @@ def main():
         lines.append(f"| {name} | {nnz_a} | {nnz_c} | {ours * 1e3:.1f} / {ours_s * 1e3:.1f} | "
                      f"{fmt_ratio(sc, ours)} | {fmt_ratio(mk, ours)} | {fmt_ratio(mk_s, ours_s)} "
                      f"| {fmt_ratio(g, ours_s)} |")
+    lines += [
+        "",
+        "### SpGEMM peak memory",
+        "",
+        "Rise of the peak resident set during one `A @ A` over the resident set before it, "
+        "in a fresh process per matrix and library, glibc's mmap threshold fixed at 64 KiB (every "
+        "large array mapped when allocated and unmapped when freed, so the rise counts all "
+        "the memory a call needs, its result included); "
+        f"{args.threads} threads.  Target: no more than scipy's.",
+        "",
+        "| matrix | sparseopt MB (unsorted / sorted) | scipy MB | sparseopt / scipy |",
+        "|---|---|---|---|",
+    ]
+    for name, ours, ours_s, sc in peaks:
+        lines.append(f"| {name} | {ours / 1e6:.1f} / {ours_s / 1e6:.1f} | {sc / 1e6:.1f} | "
+                     f"{max(ours, ours_s) / sc:.3f} |")
     lines += [
         "",
         "## Cold start",

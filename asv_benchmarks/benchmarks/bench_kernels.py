@@ -4,7 +4,7 @@ import numpy as np
 
 import sparseopt
 
-from .common import STRUCTURES, block_structured
+from .common import STRUCTURES, block_structured, peak_bytes
 
 
 class SpMM:
@@ -82,8 +82,19 @@ class SpGEMM:
             self.A_sp @ self.A_sp
 
     def peakmem_spgemm(self, structure, library):
-        # the bound: no more than scipy's peak (setup's operands included)
+        # the whole process's peak: operands, Numba's compiled code and all
         self.time_spgemm(structure, library)
+
+    def track_spgemm_peak_increase(self, structure, library):
+        # the call's own peak above what was resident before it, in a fresh
+        # process (the bound: no more than scipy's)
+        setup = f"A_sp = STRUCTURES[{structure!r}]()\nA = sparseopt.CSR.from_scipy(A_sp)"
+        call = ("A_sp @ A_sp" if library == "scipy" else
+                f"sparseopt.spgemm(A, A, sort={library.endswith('sorted')})")
+        return peak_bytes(setup, call)
+
+    track_spgemm_peak_increase.unit = "bytes"
+    track_spgemm_peak_increase.timeout = 300  # a fresh process: imports and Numba's cache
 
     def track_nnz(self, structure, library):
         if library.startswith("sparseopt"):
