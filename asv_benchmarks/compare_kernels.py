@@ -7,7 +7,7 @@ ratio tables (time of the anchor / time of sparseopt, > 1 means sparseopt is
 faster), achieved bandwidth against a triad measured in the same run, and a plot
 ``docs/img/kernels_speedup.png``.
 
-Usage: ``python asv_benchmarks/compare_kernels.py [--quick] [--threads N]``.
+Usage: ``python asv_benchmarks/compare_kernels.py [--quick] [--large] [--threads N]``.
 """
 
 import argparse
@@ -158,7 +158,7 @@ def bench_bsr(so, mkl, repeat, quick):
     return rows
 
 
-def bench_spgemm(so, mkl, gb, repeat, quick):
+def bench_spgemm(so, mkl, gb, repeat, quick, large=False):
     rows = []
     # GraphBLAS keeps about its output's size allocated after each call
     # (R-MAT 16: 2.3 GB resident after del, scipy 0.07 GB): at scale 17 the
@@ -170,8 +170,10 @@ def bench_spgemm(so, mkl, gb, repeat, quick):
         ("R-MAT scale 17", lambda: rmat(17), False),
         ("Poisson 2D 500x500", lambda: poisson2d(500), True),
     ]
+    if large:  # C holds ~0.5 G entries (6.6 GB): only with --large
+        cases.insert(4, ("R-MAT scale 18", lambda: rmat(18), False))
     if quick:
-        cases = cases[:1] + cases[4:]
+        cases = cases[:1] + cases[-1:]
     for name, make, with_graphblas in cases:
         A_sp = make()
         A = so.CSR.from_scipy(A_sp)
@@ -322,6 +324,8 @@ def plot(spmm_rows, bsr_rows, spgemm_rows, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--large", action="store_true",
+                        help="add SpGEMM on R-MAT scale 18 (needs ~20 GB of memory)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
@@ -345,7 +349,8 @@ def main():
         print(f"triad bandwidth {bw:.1f} GB/s", flush=True)
         spmm_rows = bench_spmm(so, mkl, gb, args.repeat, args.quick)
         bsr_rows = bench_bsr(so, mkl, args.repeat, args.quick)
-        spgemm_rows = bench_spgemm(so, mkl, gb, max(3, args.repeat - 2), args.quick)
+        spgemm_rows = bench_spgemm(so, mkl, gb, max(3, args.repeat - 2), args.quick,
+                                   args.large)
     peaks = spgemm_peak_memory(args.threads)
     cold = cold_start()
 
