@@ -287,14 +287,17 @@ def _assert_rows_sorted(C):
 
 @pytest.mark.parametrize("idx", [np.int32, np.int64])
 @pytest.mark.parametrize("sort", [False, True], ids=["unsorted", "sorted"])
-def test_spgemm_wide_b_hash_and_dense_rows(idx, sort):
+@pytest.mark.parametrize("dense_row", [True, False], ids=["hash+dense", "hash only"])
+def test_spgemm_wide_b_hash_and_dense_rows(idx, sort, dense_row):
     # more than 2**20 columns: light rows take the hash table, the all-ones row
-    # of A (80 000 flops) the dense accumulator, in the same chunk
+    # of A (80 000 flops) the dense accumulator, in the same chunk; without it
+    # every row hashes in both passes and the markers have no columns
     rng = np.random.default_rng(11)
     n_cols = (1 << 21) + 3
     B = sp.random_array((40, n_cols), density=1e-3, random_state=rng, format="csr")
     A = sp.random_array((30, 40), density=0.1, random_state=rng, format="lil")
-    A[3, :] = 1.0
+    if dense_row:
+        A[3, :] = 1.0
     A = A.tocsr()
     Ac = CSR((A.data, A.indices.astype(idx), A.indptr.astype(idx)), A.shape)
     Bc = CSR((B.data, B.indices.astype(idx), B.indptr.astype(idx)), B.shape)

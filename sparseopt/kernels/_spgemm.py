@@ -213,6 +213,7 @@ def _symbolic_chunk(a_indptr, a_indices, b_indptr, b_indices, n_cols, flops, r0,
         tag = np.int32((i - r0) % _TAG_PERIOD + 1)  # positive: see dense_markers
         if tag == 1 and i > r0:
             marker[:] = 0
+        if _use_hash(flops[i], n_cols):
             size = _table_size(flops[i])
             mask = size - 1
             table[:size] = _EMPTY
