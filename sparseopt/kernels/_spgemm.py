@@ -13,11 +13,12 @@ allocated, the numeric pass chooses each row's accumulator by its nnz, and the
 per-thread dense markers come from :func:`dense_markers` (zeroed by ``calloc``,
 shared by both passes), so only the pages a thread touches become resident.
 Measured as the rise of the peak resident set during the call over the set
-before it, with every large allocation mmap'd (2 threads): 2D Poisson
-500 x 500 ``A @ A`` +41.8 MB (scipy +42.8 MB; 49.5 MB before, each thread
-holding full-width markers and flop counts kept alive), uniform 50000 x 50000
-at 10 nnz/row +60.8 MB (scipy +60.5 MB: two accumulators against one), R-MAT
-scale 15 +292 MB (scipy +389 MB, its output in int64 indices).
+before it, with every large allocation mmap'd (2 threads, two runs): 2D
+Poisson 500 x 500 ``A @ A`` +41.8-42.8 MB (scipy +42.6-42.8 MB; +49.5 MB
+before, each thread holding full-width markers and flop counts kept alive),
+``scipy.sparse.random`` 50000 x 50000 at 10 nnz/row +60.8 MB (scipy +60.5 MB:
+two accumulators against one), R-MAT scale 15 +292 MB (scipy +389 MB, its
+output in int64 indices).
 
 What sets the speed (measured on uniform, R-MAT and 2D Poisson ``A @ A``):
 
