@@ -285,8 +285,9 @@ def csr_spmm_t(indptr, indices, data, X, out, splits):
       the loop forward kernel of the time: uniform 1.3-1.5x, R-MAT 1.6-2.2x
       the forward product, against 1.8x and 2.2x buffered; at k <= 16 the
       searches (binary then) cost more than the buffers (crossover measured at
-      16-32; with the count, float64 k = 16 came out ahead of the buffers in
-      one noisy run and float32 k = 16 behind: the threshold stays).
+      16-32).  With the count, an A/B (2 threads, uniform 0.1%/1% and R-MAT 15,
+      float64/float32) still had the column split at 1.09-1.88x the buffered
+      time at k = 16 and 1.18-2.9x at k = 8: the threshold stays.
     * Otherwise (unsorted rows, few columns in ``X``) the buffered scheme.
 
     ``X`` has shape ``(n_rows, k)``, ``out`` ``(n_cols, k)``.
