@@ -85,7 +85,9 @@ _UPF = np.uint64(_PF_DIST)
 # on "seen before?": their columns either rarely repeat or repeat in a pattern
 # the predictor learns (stencils); branch-free updates cost more there (2D
 # Poisson numeric pass 7.2 -> 6.0 ms on one core), while on long power-law rows
-# the branch is a coin toss (R-MAT 15: 62 -> 114 ms if taken everywhere)
+# the branch is a coin toss (R-MAT 15: 62 -> 114 ms if taken everywhere).  The
+# numeric pass compares the row's nnz instead (it keeps no flop counts); a row
+# with few columns but many flops repeats them, which the branch predicts well
 _SHORT_ROW_FLOPS = 32
 # a sorted dense row reads its columns back from the bitmap unless its span in
 # 4096-column summary words exceeds _SCAN_VS_SORT * nnz * log2(nnz)
