@@ -292,6 +292,52 @@ def cold_start(repeat=5):
     return results
 
 
+def scatter_bound(repeat):
+    """Serial ``A.T @ X`` against ``A @ X`` with every operand in L1.
+
+    A 32 x 32 CSR with 16 entries per row and ``X`` of ``k <= 64`` columns (32 KB
+    at most for ``X`` and the output together), each kernel called 2000 times
+    in a compiled loop on one chunk (no thread pool).  No memory traffic, so the
+    ratio is the core's: the scatter loads, adds to and stores an output row
+    per stored entry where the gather only loads.  Returns rows
+    ``(k, dtype, gather ns/entry, scatter ns/entry)``.
+    """
+    from numba import njit
+
+    from sparseopt.kernels import _spmm
+
+    one_chunk = np.array([0, 32], dtype=np.int64)
+    calls = 2000
+
+    @njit
+    def gathers(indptr, indices, data, X, out):
+        for _ in range(calls):
+            _spmm.csr_spmm(indptr, indices, data, X, out, one_chunk)
+
+    @njit
+    def scatters(indptr, indices, data, X, out):
+        for _ in range(calls):
+            _spmm.csr_spmm_t(indptr, indices, data, X, out, one_chunk)
+
+    rows = []
+    for k in (1, 8, 32, 64):
+        for dtype in (np.float64, np.float32):
+            A = uniform_rows(32, 16, seed=1).astype(dtype)
+            indptr = A.indptr.astype(np.int32).view(np.uint32)
+            indices = A.indices.astype(np.int32).view(np.uint32)
+            X = np.ones((32, k), dtype)
+            out_f, out_t = np.empty_like(X), np.empty_like(X)
+            t = round_robin({"gather": lambda: gathers(indptr, indices, A.data, X, out_f),
+                             "scatter": lambda: scatters(indptr, indices, A.data, X, out_t)},
+                            repeat, min_seconds=MIN_SAMPLE_SECONDS)
+            per_entry = 1e9 / (calls * A.nnz)
+            rows.append((k, np.dtype(dtype).name, t["gather"] * per_entry,
+                         t["scatter"] * per_entry))
+            print(f"in-L1 k={k} {np.dtype(dtype).name}: gather {rows[-1][2]:.2f} ns/entry, "
+                  f"scatter {rows[-1][3]:.2f}", flush=True)
+    return rows
+
+
 def plot(spmm_rows, bsr_rows, spgemm_rows, path):
     import matplotlib
 
@@ -348,6 +394,7 @@ def main():
         numba.set_num_threads(args.threads)
         print(f"triad bandwidth {bw:.1f} GB/s", flush=True)
         spmm_rows = bench_spmm(so, mkl, gb, args.repeat, args.quick)
+        bound_rows = scatter_bound(3 * args.repeat)
         bsr_rows = bench_bsr(so, mkl, args.repeat, args.quick)
         spgemm_rows = bench_spgemm(so, mkl, gb, max(3, args.repeat - 2), args.quick,
                                    args.large)
@@ -387,6 +434,24 @@ def main():
         lines.append(f"| {name} | {k} | {dt} | {ours * 1e3:.2f} | {ours_t / ours:.2f} | "
                      f"{fmt_ratio(sc, ours)} | {fmt_ratio(mk, ours)} | {fmt_ratio(g, ours)} | "
                      f"{gbs:.1f} |")
+    lines += [
+        "",
+        "### A.T@X against A@X with the operands in L1",
+        "",
+        "One thread, a 32 x 32 CSR with 16 entries per row, `X` and the output at most 32 KB "
+        "together, 2000 calls per sample in a compiled loop: no memory traffic, only the "
+        "core.  Per stored entry the scatter (`A.T @ X`) loads an output row, adds to it and "
+        "stores it, where the gather (`A @ X`) loads a row of `X` into a sum held in "
+        "registers.  Where this ratio is above 1.3, the A.T@X target is out of a scatter's "
+        "reach: only forming `A.T` (a gather again) would go under it, and the target "
+        "rules that out.",
+        "",
+        "| k | dtype | A@X ns/entry | A.T@X ns/entry | A.T@X / A@X |",
+        "|---|---|---|---|---|",
+    ]
+    for k, dt, gather_ns, scatter_ns in bound_rows:
+        lines.append(f"| {k} | {dt} | {gather_ns:.2f} | {scatter_ns:.2f} | "
+                     f"{scatter_ns / gather_ns:.2f} |")
     lines += [
         "",
         "## BSR SpMM (4096 x 4096, 10% of blocks, x 4096 x 256, float64)",
