@@ -317,7 +317,7 @@ def scatter_bound(repeat):
     @njit
     def scatters(indptr, indices, data, X, out):
         for _ in range(calls):
-            _spmm.csr_spmm_t(indptr, indices, data, X, out, one_chunk)
+            _spmm.csr_spmm_t(indptr, indices, data, X, out, one_chunk, True)
 
     rows = []
     for k in (1, 8, 32, 64):

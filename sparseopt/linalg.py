@@ -81,7 +81,8 @@ def _product(A, X, *, transpose, name="X"):
         kernel = nx.bsr_spmm_t if transpose else nx.bsr_spmm
         kernel(A.indptr, A.indices, data, X2, out)
     elif transpose:
-        nx.spmm_t(A.indptr, A.indices, data, X2, out)
+        # what the matrix already knows of its row order (never computed here)
+        nx.spmm_t(A.indptr, A.indices, data, X2, out, rows_sorted=A._sorted is True)
     elif vector:
         out = out[:, 0]
         nx.spmv(A.indptr, A.indices, data, X, out)

@@ -34,18 +34,18 @@ class StrictBackend:
         self.n_fetch += 1
         return np.array(a._array, copy=True)
 
-    def _run(self, kernel, indptr, indices, data, X, out):
+    def _run(self, kernel, indptr, indices, data, X, out, **options):
         host = [np.ascontiguousarray(v._array) for v in (indptr, indices, data, X)]
         res = np.empty(tuple(out.shape), dtype=host[2].dtype)
-        getattr(self._cpu, kernel)(*host, res)
+        getattr(self._cpu, kernel)(*host, res, **options)
         out[...] = xps.asarray(res)
         return out
 
     def spmm(self, *args):
         return self._run("spmm", *args)
 
-    def spmm_t(self, *args):
-        return self._run("spmm_t", *args)
+    def spmm_t(self, *args, rows_sorted=False):
+        return self._run("spmm_t", *args, rows_sorted=rows_sorted)
 
 
 def _refuse(*_args, **_kwargs):

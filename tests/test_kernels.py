@@ -429,7 +429,8 @@ def _transposed_layouts():
 def test_spmm_t_own_column_intervals(layout, index_dtype):
     # the parallel A.T @ X writes each chunk's own columns straight into out and
     # buffers the rest, or (scattered, sorted rows, k >= 32) splits the columns;
-    # check every split of rows into 2..7 chunks against scipy
+    # check every split of rows into 2..7 chunks against scipy, with the rows'
+    # order checked by the kernel and, where they are in order, known to it
     from sparseopt.kernels import _spmm
     from sparseopt.kernels._partition import balanced_splits
 
@@ -446,9 +447,10 @@ def test_spmm_t_own_column_intervals(layout, index_dtype):
         assert all(ordered) == (layout != "scattered, unsorted rows")
         for k in (1, 5, 8, 33, 72):
             X = rng.standard_normal((A.shape[0], k))
-            out = np.full((A.shape[1], k), np.nan)
-            _spmm.csr_spmm_t(indptr, indices, A.data, X, out, splits)
-            np.testing.assert_allclose(out, A.T @ X, rtol=1e-12, atol=1e-12)
+            for rows_sorted in {False, all(ordered)}:
+                out = np.full((A.shape[1], k), np.nan)
+                _spmm.csr_spmm_t(indptr, indices, A.data, X, out, splits, rows_sorted)
+                np.testing.assert_allclose(out, A.T @ X, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("row_cost", [0, 1, 4])

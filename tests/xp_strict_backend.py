@@ -47,11 +47,11 @@ class StrictBackend:
     def empty(self, shape, dtype):
         return self.xp.empty(shape, dtype=dtype)
 
-    def _run(self, kernel, indptr, indices, data, X, out):
+    def _run(self, kernel, indptr, indices, data, X, out, **options):
         self.calls[kernel] = self.calls.get(kernel, 0) + 1
         host = [np.ascontiguousarray(np.asarray(v)) for v in (indptr, indices, data, X)]
         res = np.empty(tuple(out.shape), dtype=host[2].dtype)
-        getattr(self._cpu, kernel)(*host, res)
+        getattr(self._cpu, kernel)(*host, res, **options)
         out[...] = self.xp.asarray(res)
         return out
 
@@ -61,8 +61,8 @@ class StrictBackend:
     def spmm(self, indptr, indices, data, X, out):
         return self._run("spmm", indptr, indices, data, X, out)
 
-    def spmm_t(self, indptr, indices, data, X, out):
-        return self._run("spmm_t", indptr, indices, data, X, out)
+    def spmm_t(self, indptr, indices, data, X, out, rows_sorted=False):
+        return self._run("spmm_t", indptr, indices, data, X, out, rows_sorted=rows_sorted)
 
     def bsr_spmm(self, indptr, indices, data, X, out):
         return self._run("bsr_spmm", indptr, indices, data, X, out)

@@ -214,8 +214,12 @@ class CupyBackend:
             self._launch(kern.csr_spmm_long, self._long_grid(n_rows), _spmm.BLOCK, *args)
         return out
 
-    def spmm_t(self, indptr, indices, data, X, out):
-        """``out = A.T @ X`` with atomics, or by an explicit transpose (``spmm_t=``)."""
+    def spmm_t(self, indptr, indices, data, X, out, rows_sorted=False):
+        """``out = A.T @ X`` with atomics, or by an explicit transpose (``spmm_t=``).
+
+        ``rows_sorted`` (rows known to list their columns in order) is part of the
+        backend interface for the CPU kernel's sake; neither strategy here uses it.
+        """
         n_rows, k = X.shape
         if self.spmm_t_strategy == "transpose":
             t_indptr, t_indices, t_data = self._transpose_arrays(

@@ -237,7 +237,13 @@ def _inside(indices, k0, k1, a, b):
 
 
 @njit(cache=True, nogil=True)
-def _spmm_t_rows_split(indptr, indices, data, X, out, buf, r0, r1, lo, ex_lo, ex_hi):
+def _ends_inside(indices, k0, k1, a, b):
+    """Whether the non-empty row ``indices[k0:k1]``, listed in order, lies in ``[a, b]``."""
+    return np.int64(indices[k0]) >= a and np.int64(indices[k1 - 1]) <= b
+
+
+@njit(cache=True, nogil=True)
+def _spmm_t_rows_split(indptr, indices, data, X, out, buf, r0, r1, lo, ex_lo, ex_hi, ordered):
     """Scatter of rows ``r0:r1``: columns in ``[ex_lo, ex_hi]`` straight into ``out``,
     the others into ``buf`` (row ``j - lo`` left of ``ex_lo``, packed after them right of
     ``ex_hi``).  With ``k > 1`` columns a row inside ``[ex_lo, ex_hi]`` (on a banded
@@ -246,12 +252,20 @@ def _spmm_t_rows_split(indptr, indices, data, X, out, buf, r0, r1, lo, ex_lo, ex
     each run one ``scatter_row``.  Testing the row first (its column range, read from
     L1 again) costs 0.85-0.87x the time of finding runs in every row on 2D Poisson
     500^2 at k = 8 (2 threads, both dtypes); at ``k = 1`` the test costs more than
-    the per-entry branch it saves (1.28-1.43x), so single columns branch per entry."""
+    the per-entry branch it saves (1.28-1.43x), so single columns branch per entry.
+    With ``ordered`` (the rows known to be in column order) a row is tested by its
+    first and last column, cheap enough for ``k = 1`` too."""
     n_left = ex_lo - lo
     if X.shape[1] == 1:  # one branch per entry costs less than finding runs
         for i in range(r0, r1):
             x = X[i, 0]
-            for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
+            k0 = np.int64(indptr[i])
+            k1 = np.int64(indptr[i + 1])
+            if ordered and (k0 == k1 or _ends_inside(indices, k0, k1, ex_lo, ex_hi)):
+                for k in range(np.uint64(k0), np.uint64(k1)):
+                    out[np.uint64(indices[k]), 0] += data[k] * x
+                continue
+            for k in range(np.uint64(k0), np.uint64(k1)):
                 j = np.int64(indices[k])
                 # unsigned positions: no negative-index test
                 if j >= ex_lo and j <= ex_hi:
@@ -264,7 +278,8 @@ def _spmm_t_rows_split(indptr, indices, data, X, out, buf, r0, r1, lo, ex_lo, ex
     for i in range(r0, r1):
         k = np.int64(indptr[i])
         end = np.int64(indptr[i + 1])
-        if _inside(indices, np.uint64(k), np.uint64(end), ex_lo, ex_hi):
+        if k == end or (_ends_inside(indices, k, end, ex_lo, ex_hi) if ordered
+                        else _inside(indices, np.uint64(k), np.uint64(end), ex_lo, ex_hi)):
             scatter_row(indices, data, X, out, i, k, end, 0)
             continue
         while k < end:
@@ -285,7 +300,7 @@ def _spmm_t_rows_split(indptr, indices, data, X, out, buf, r0, r1, lo, ex_lo, ex
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def csr_spmm_t(indptr, indices, data, X, out, splits):
+def csr_spmm_t(indptr, indices, data, X, out, splits, rows_sorted):
     """``out = A.T @ X`` without forming ``A.T``.
 
     With one chunk the scatter goes straight into ``out``.  Otherwise each row
@@ -311,6 +326,16 @@ def csr_spmm_t(indptr, indices, data, X, out, splits):
       time at k = 16 and 1.18-2.9x at k = 8: the threshold stays.
     * Otherwise (unsorted rows, few columns in ``X``) the buffered scheme.
 
+    ``rows_sorted`` says the caller knows every row lists its columns in order
+    (a matrix caches it): the column split then skips its check of the rows
+    (:func:`_rows_ordered`, a pass over the indices), and on banded layouts a
+    row lies in its chunk's own interval when its first and last column do,
+    so such rows scatter without a test per entry.  The check costs 8x a
+    column-span pass (2D Poisson, half the rows: 211 against 27 us), too much
+    to run for the banded case alone.  Knowing the order, 2D Poisson 500^2 on
+    2 threads took 0.73-0.99x the time (k = 1 and 8, both dtypes, 41 rounds).
+    ``False`` means not known, never that the rows are unsorted.
+
     ``X`` has shape ``(n_rows, k)``, ``out`` ``(n_cols, k)``.
     """
     n_parts = splits.shape[0] - 1
@@ -335,13 +360,12 @@ def csr_spmm_t(indptr, indices, data, X, out, splits):
         ex_hi[t] = b
         n_buf = 0 if t == 0 else (a - lo[t]) + (hi[t] - b)
         offset[t + 1] = offset[t] + n_buf
-    if 4 * offset[n_parts] > out.shape[0] and n_vec >= _COLUMN_SPLIT_MIN_VEC:
-        ordered = np.empty(n_parts, np.bool_)
+    # rows known to be in column order, or checked where the column split needs it
+    ordered = np.full(n_parts, rows_sorted)
+    if 4 * offset[n_parts] > out.shape[0] and n_vec >= _COLUMN_SPLIT_MIN_VEC and not rows_sorted:
         for t in prange(n_parts):
             ordered[t] = _rows_ordered(indptr, indices, splits[t], splits[t + 1])
-    else:
-        ordered = np.zeros(1, np.bool_)
-    if ordered.all():
+    if 4 * offset[n_parts] > out.shape[0] and n_vec >= _COLUMN_SPLIT_MIN_VEC and ordered.all():
         col_splits = _column_splits(indices, out.shape[0], n_parts)
         for t in prange(n_parts):
             _spmm_t_columns(indptr, indices, data, X, out, col_splits[t], col_splits[t + 1])
@@ -360,7 +384,7 @@ def csr_spmm_t(indptr, indices, data, X, out, splits):
         else:
             _zero_rows(out, ex_lo[t], max(ex_lo[t], ex_hi[t] + 1))
             _spmm_t_rows_split(indptr, indices, data, X, out, own, splits[t], splits[t + 1],
-                               lo[t], ex_lo[t], ex_hi[t])
+                               lo[t], ex_lo[t], ex_hi[t], ordered[t])
     # add the buffers into out in one parallel region over blocks of out's
     # rows (two chunks' buffers can cover the same row): within a block, each
     # buffer adds the slabs of its two runs, left and right of its chunk's own
