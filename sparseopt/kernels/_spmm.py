@@ -333,7 +333,8 @@ def csr_spmm_t(indptr, indices, data, X, out, splits, rows_sorted):
     so such rows scatter without a test per entry.  The check costs 8x a
     column-span pass (2D Poisson, half the rows: 211 against 27 us), too much
     to run for the banded case alone.  Knowing the order, 2D Poisson 500^2 on
-    2 threads took 0.73-0.99x the time (k = 1 and 8, both dtypes, 41 rounds).
+    2 threads took 0.72-0.99x the time (k = 1 and 8, both dtypes; two A/B runs
+    of 31 and 41 rounds).
     ``False`` means not known, never that the rows are unsorted.
 
     ``X`` has shape ``(n_rows, k)``, ``out`` ``(n_cols, k)``.
@@ -360,12 +361,13 @@ def csr_spmm_t(indptr, indices, data, X, out, splits, rows_sorted):
         ex_hi[t] = b
         n_buf = 0 if t == 0 else (a - lo[t]) + (hi[t] - b)
         offset[t + 1] = offset[t] + n_buf
+    scattered_wide = 4 * offset[n_parts] > out.shape[0] and n_vec >= _COLUMN_SPLIT_MIN_VEC
     # rows known to be in column order, or checked where the column split needs it
     ordered = np.full(n_parts, rows_sorted)
-    if 4 * offset[n_parts] > out.shape[0] and n_vec >= _COLUMN_SPLIT_MIN_VEC and not rows_sorted:
+    if scattered_wide and not rows_sorted:
         for t in prange(n_parts):
             ordered[t] = _rows_ordered(indptr, indices, splits[t], splits[t + 1])
-    if 4 * offset[n_parts] > out.shape[0] and n_vec >= _COLUMN_SPLIT_MIN_VEC and ordered.all():
+    if scattered_wide and ordered.all():
         col_splits = _column_splits(indices, out.shape[0], n_parts)
         for t in prange(n_parts):
             _spmm_t_columns(indptr, indices, data, X, out, col_splits[t], col_splits[t + 1])
