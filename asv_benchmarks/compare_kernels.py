@@ -36,6 +36,9 @@ from timing import round_robin  # noqa: E402
 
 # a sample is a batch of calls lasting at least this long (see timing.py)
 MIN_SAMPLE_SECONDS = 0.02
+# a contender whose slowest sample took this many times its fastest marks its
+# ratios as stalled (see timing.round_robin's spread)
+STALL_SPREAD = 2.0
 
 
 def _load_mkl():
@@ -76,8 +79,14 @@ def triad_bandwidth(n_threads):
     return 3 * 8 * n / t / 1e9
 
 
-def fmt_ratio(anchor, ours):
-    return "n/a" if anchor is None else f"{anchor / ours:.2f}x"
+def fmt_ratio(anchor, ours, stalled=False):
+    """``anchor / ours`` as ``1.23x``, starred when a sample of either stalled."""
+    return "n/a" if anchor is None else f"{anchor / ours:.2f}x{' *' if stalled else ''}"
+
+
+def stalled(spread, *names):
+    """Whether any of the named contenders' samples spread over ``STALL_SPREAD``."""
+    return any(spread.get(name, 1.0) >= STALL_SPREAD for name in names)
 
 
 def fmt_ms(t):
@@ -117,14 +126,15 @@ def bench_spmm(so, mkl, gb, repeat, quick):
                 # sub-millisecond products: three times the rounds, as a burst of
                 # load or a page-fault storm hits their 20 ms samples harder
                 rounds = 3 * repeat if k <= 8 else repeat
-                t = round_robin(fns, rounds, min_seconds=MIN_SAMPLE_SECONDS)
+                spread = {}
+                t = round_robin(fns, rounds, min_seconds=MIN_SAMPLE_SECONDS, spread=spread)
                 ours, ours_t, scipy_t = t["ours"], t["ours_t"], t["scipy"]
                 mkl_t, gb_t = t.get("mkl"), t.get("gb")
                 itemsize = np.dtype(dtype).itemsize
                 traffic = (A.nnz * (itemsize + 4) + (A.shape[0] + 1) * 4
                            + (A.shape[0] + A.shape[1]) * k * itemsize)
                 rows.append((name, k, np.dtype(dtype).name, ours, ours_t, scipy_t, mkl_t, gb_t,
-                             traffic / ours / 1e9))
+                             traffic / ours / 1e9, spread))
                 print(f"spmm {name} k={k} {np.dtype(dtype).name}: ours {ours * 1e3:.2f} ms "
                       f"(A.T@X {ours_t * 1e3:.2f}), scipy {scipy_t * 1e3:.2f}, "
                       f"mkl {fmt_ms(mkl_t)}, graphblas {fmt_ms(gb_t)}", flush=True)
@@ -148,10 +158,11 @@ def bench_bsr(so, mkl, repeat, quick):
                 fns["mkl"] = lambda: mkl.dot_product_mkl(B_sp, X)
             except Exception:
                 pass
-        t = round_robin(fns, repeat, min_seconds=MIN_SAMPLE_SECONDS)
+        spread = {}
+        t = round_robin(fns, repeat, min_seconds=MIN_SAMPLE_SECONDS, spread=spread)
         ours, ours_t, scipy_t, dense_t, mkl_t = (t["ours"], t["ours_t"], t["scipy"], t["dense"],
                                                  t.get("mkl"))
-        rows.append((block, ours, ours_t, scipy_t, mkl_t, dense_t))
+        rows.append((block, ours, ours_t, scipy_t, mkl_t, dense_t, spread))
         print(f"bsr block {block}: ours {ours * 1e3:.1f} ms (A.T@X {ours_t * 1e3:.1f}), "
               f"scipy {scipy_t * 1e3:.1f}, mkl {fmt_ms(mkl_t)}, dense {dense_t * 1e3:.1f}",
               flush=True)
@@ -185,11 +196,13 @@ def bench_spgemm(so, mkl, gb, repeat, quick, large=False):
         if gb is not None and with_graphblas:
             gA = gb.io.from_scipy_sparse(A_sp)
             fns["gb"] = lambda: (gA @ gA).new().wait()
-        t = round_robin(fns, repeat, min_seconds=MIN_SAMPLE_SECONDS)
+        spread = {}
+        t = round_robin(fns, repeat, min_seconds=MIN_SAMPLE_SECONDS, spread=spread)
         ours, ours_sorted, scipy_t = t["ours"], t["ours_sorted"], t["scipy"]
         mkl_t, mkl_sorted, gb_t = t.get("mkl"), t.get("mkl_sorted"), t.get("gb")
         nnz = so.spgemm(A, A).nnz
-        rows.append((name, A.nnz, nnz, ours, ours_sorted, scipy_t, mkl_t, mkl_sorted, gb_t))
+        rows.append((name, A.nnz, nnz, ours, ours_sorted, scipy_t, mkl_t, mkl_sorted, gb_t,
+                     spread))
         print(f"spgemm {name}: ours {ours * 1e3:.1f} ms (sorted {ours_sorted * 1e3:.1f}), "
               f"scipy {scipy_t * 1e3:.1f}, mkl {fmt_ms(mkl_t)} (sorted {fmt_ms(mkl_sorted)}), "
               f"graphblas {fmt_ms(gb_t)}", flush=True)
@@ -420,7 +433,10 @@ def main():
         f"MKL {'yes' if mkl else 'n/a'}, GraphBLAS {'yes' if gb else 'n/a'}.",
         "Ratios are anchor time / sparseopt time from the same run: above 1 means sparseopt is "
         "faster.  Absolute times on this shared machine are noisy; ratios within a row are "
-        "what to read.",
+        "what to read.  A ratio marked * was read from medians whose samples spread over "
+        f"{STALL_SPREAD:g}x or more (slowest over fastest) for one of its two contenders: some "
+        "rounds met a stall of the host (a preempted thread, slow page faults on a large fresh "
+        "output), so that ratio says less about the kernels than the others.",
         "",
         f"Triad bandwidth (Numba, {args.threads} threads): **{bw:.1f} GB/s**.",
         "",
@@ -430,10 +446,12 @@ def main():
         "| GB/s (compulsory) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, k, dt, ours, ours_t, sc, mk, g, gbs in spmm_rows:
-        lines.append(f"| {name} | {k} | {dt} | {ours * 1e3:.2f} | {ours_t / ours:.2f} | "
-                     f"{fmt_ratio(sc, ours)} | {fmt_ratio(mk, ours)} | {fmt_ratio(g, ours)} | "
-                     f"{gbs:.1f} |")
+    for name, k, dt, ours, ours_t, sc, mk, g, gbs, spread in spmm_rows:
+        t_mark = " *" if stalled(spread, "ours", "ours_t") else ""
+        lines.append(f"| {name} | {k} | {dt} | {ours * 1e3:.2f} | {ours_t / ours:.2f}{t_mark} | "
+                     f"{fmt_ratio(sc, ours, stalled(spread, 'ours', 'scipy'))} | "
+                     f"{fmt_ratio(mk, ours, stalled(spread, 'ours', 'mkl'))} | "
+                     f"{fmt_ratio(g, ours, stalled(spread, 'ours', 'gb'))} | {gbs:.1f} |")
     lines += [
         "",
         "### A.T@X against A@X with the operands in L1",
@@ -459,9 +477,12 @@ def main():
         "| block | sparseopt ms | A.T@X / A@X | vs scipy BSR | vs MKL BSR | vs dense matmul |",
         "|---|---|---|---|---|---|",
     ]
-    for block, ours, ours_t, sc, mk, dense_t in bsr_rows:
-        lines.append(f"| {block} | {ours * 1e3:.1f} | {ours_t / ours:.2f} | {fmt_ratio(sc, ours)} "
-                     f"| {fmt_ratio(mk, ours)} | {fmt_ratio(dense_t, ours)} |")
+    for block, ours, ours_t, sc, mk, dense_t, spread in bsr_rows:
+        t_mark = " *" if stalled(spread, "ours", "ours_t") else ""
+        lines.append(f"| {block} | {ours * 1e3:.1f} | {ours_t / ours:.2f}{t_mark} | "
+                     f"{fmt_ratio(sc, ours, stalled(spread, 'ours', 'scipy'))} | "
+                     f"{fmt_ratio(mk, ours, stalled(spread, 'ours', 'mkl'))} | "
+                     f"{fmt_ratio(dense_t, ours, stalled(spread, 'ours', 'dense'))} |")
     lines += [
         "",
         "## SpGEMM A @ A",
@@ -470,10 +491,12 @@ def main():
         "vs MKL unsorted | vs MKL sorted (ours sorted) | vs GraphBLAS (ours sorted) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, nnz_a, nnz_c, ours, ours_s, sc, mk, mk_s, g in spgemm_rows:
+    for name, nnz_a, nnz_c, ours, ours_s, sc, mk, mk_s, g, spread in spgemm_rows:
         lines.append(f"| {name} | {nnz_a} | {nnz_c} | {ours * 1e3:.1f} / {ours_s * 1e3:.1f} | "
-                     f"{fmt_ratio(sc, ours)} | {fmt_ratio(mk, ours)} | {fmt_ratio(mk_s, ours_s)} "
-                     f"| {fmt_ratio(g, ours_s)} |")
+                     f"{fmt_ratio(sc, ours, stalled(spread, 'ours', 'scipy'))} | "
+                     f"{fmt_ratio(mk, ours, stalled(spread, 'ours', 'mkl'))} | "
+                     f"{fmt_ratio(mk_s, ours_s, stalled(spread, 'ours_sorted', 'mkl_sorted'))} "
+                     f"| {fmt_ratio(g, ours_s, stalled(spread, 'ours_sorted', 'gb'))} |")
     lines += [
         "",
         "### SpGEMM peak memory",

@@ -20,7 +20,7 @@ import numpy as np
 _SURELY_SLOW = 5.0
 
 
-def round_robin(fns, repeat, seed=0, min_seconds=0.0, cpu_times=None):
+def round_robin(fns, repeat, seed=0, min_seconds=0.0, cpu_times=None, spread=None):
     """Median wall seconds per call of each callable, runs interleaved.
 
     Parameters
@@ -40,6 +40,10 @@ def round_robin(fns, repeat, seed=0, min_seconds=0.0, cpu_times=None):
         Filled with the median thread CPU seconds per call
         (``time.thread_time``), which unlike wall time does not count slices
         other jobs take from a single-threaded contender.
+    spread : dict, optional
+        Filled with each contender's slowest sample over its fastest: a median
+        read from samples that spread over 2x or more has met a stall of the
+        host (a preempted thread, a page-fault storm) in some rounds.
 
     Returns
     -------
@@ -69,6 +73,9 @@ def round_robin(fns, repeat, seed=0, min_seconds=0.0, cpu_times=None):
                 f()
             wall[name].append((time.perf_counter() - t0) / n)
             cpu[name].append((time.thread_time() - c0) / n)
+    if spread is not None:
+        spread.clear()
+        spread.update({name: max(t) / max(min(t), 1e-12) for name, t in wall.items()})
     if cpu_times is not None:
         cpu_times.clear()
         cpu_times.update({name: float(np.median(t)) for name, t in cpu.items()})
