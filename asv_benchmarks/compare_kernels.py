@@ -89,6 +89,16 @@ def stalled(spread, *names):
     return any(spread.get(name, 1.0) >= STALL_SPREAD for name in names)
 
 
+def ratio_cells(ours, spread, anchors, ours_name="ours"):
+    """Table cells ``anchor / ours`` for ``(anchor time, anchor name)`` pairs."""
+    return " | ".join(fmt_ratio(t, ours, stalled(spread, ours_name, name)) for t, name in anchors)
+
+
+def transposed_cell(ours, ours_t, spread):
+    """Table cell ``A.T@X / A@X``."""
+    return f"{ours_t / ours:.2f}{' *' if stalled(spread, 'ours', 'ours_t') else ''}"
+
+
 def fmt_ms(t):
     return "n/a" if t is None else f"{t * 1e3:.1f}"
 
@@ -447,11 +457,10 @@ def main():
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, k, dt, ours, ours_t, sc, mk, g, gbs, spread in spmm_rows:
-        t_mark = " *" if stalled(spread, "ours", "ours_t") else ""
-        lines.append(f"| {name} | {k} | {dt} | {ours * 1e3:.2f} | {ours_t / ours:.2f}{t_mark} | "
-                     f"{fmt_ratio(sc, ours, stalled(spread, 'ours', 'scipy'))} | "
-                     f"{fmt_ratio(mk, ours, stalled(spread, 'ours', 'mkl'))} | "
-                     f"{fmt_ratio(g, ours, stalled(spread, 'ours', 'gb'))} | {gbs:.1f} |")
+        lines.append(f"| {name} | {k} | {dt} | {ours * 1e3:.2f} | "
+                     f"{transposed_cell(ours, ours_t, spread)} | "
+                     f"{ratio_cells(ours, spread, [(sc, 'scipy'), (mk, 'mkl'), (g, 'gb')])} | "
+                     f"{gbs:.1f} |")
     lines += [
         "",
         "### A.T@X against A@X with the operands in L1",
@@ -478,11 +487,9 @@ def main():
         "|---|---|---|---|---|---|",
     ]
     for block, ours, ours_t, sc, mk, dense_t, spread in bsr_rows:
-        t_mark = " *" if stalled(spread, "ours", "ours_t") else ""
-        lines.append(f"| {block} | {ours * 1e3:.1f} | {ours_t / ours:.2f}{t_mark} | "
-                     f"{fmt_ratio(sc, ours, stalled(spread, 'ours', 'scipy'))} | "
-                     f"{fmt_ratio(mk, ours, stalled(spread, 'ours', 'mkl'))} | "
-                     f"{fmt_ratio(dense_t, ours, stalled(spread, 'ours', 'dense'))} |")
+        anchors = ratio_cells(ours, spread, [(sc, "scipy"), (mk, "mkl"), (dense_t, "dense")])
+        lines.append(f"| {block} | {ours * 1e3:.1f} | {transposed_cell(ours, ours_t, spread)} | "
+                     f"{anchors} |")
     lines += [
         "",
         "## SpGEMM A @ A",
@@ -492,11 +499,10 @@ def main():
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, nnz_a, nnz_c, ours, ours_s, sc, mk, mk_s, g, spread in spgemm_rows:
+        unsorted = ratio_cells(ours, spread, [(sc, "scipy"), (mk, "mkl")])
+        by_sorted = ratio_cells(ours_s, spread, [(mk_s, "mkl_sorted"), (g, "gb")], "ours_sorted")
         lines.append(f"| {name} | {nnz_a} | {nnz_c} | {ours * 1e3:.1f} / {ours_s * 1e3:.1f} | "
-                     f"{fmt_ratio(sc, ours, stalled(spread, 'ours', 'scipy'))} | "
-                     f"{fmt_ratio(mk, ours, stalled(spread, 'ours', 'mkl'))} | "
-                     f"{fmt_ratio(mk_s, ours_s, stalled(spread, 'ours_sorted', 'mkl_sorted'))} "
-                     f"| {fmt_ratio(g, ours_s, stalled(spread, 'ours_sorted', 'gb'))} |")
+                     f"{unsorted} | {by_sorted} |")
     lines += [
         "",
         "### SpGEMM peak memory",
