@@ -318,11 +318,13 @@ def cold_start(repeat=5):
 def scatter_bound(repeat):
     """Serial ``A.T @ X`` against ``A @ X`` with every operand in L1.
 
-    A 32 x 32 CSR with 16 entries per row and ``X`` of ``k <= 64`` columns (32 KB
-    at most for ``X`` and the output together), each kernel called 2000 times
-    in a compiled loop on one chunk (no thread pool).  No memory traffic, so the
-    ratio is the core's: the scatter loads, adds to and stores an output row
-    per stored entry where the gather only loads.  Returns rows
+    A 32 x 32 CSR with 16 column draws per row (407 distinct entries in all once
+    duplicates are summed) and ``X`` of ``k <= 64`` columns (32 KB at most for
+    ``X`` and the output together), each kernel called 2000 times in a compiled
+    loop on one chunk (no thread pool).  No memory traffic, so the ratio is the
+    core's: the scatter loads, adds to and stores an output row per stored
+    entry where the gather only loads (the scatter also zeroes its 32 output
+    rows per call, against the 407 entries).  Returns rows
     ``(k, dtype, gather ns/entry, scatter ns/entry)``.
     """
     from numba import njit
@@ -465,13 +467,13 @@ def main():
         "",
         "### A.T@X against A@X with the operands in L1",
         "",
-        "One thread, a 32 x 32 CSR with 16 entries per row, `X` and the output at most 32 KB "
-        "together, 2000 calls per sample in a compiled loop: no memory traffic, only the "
-        "core.  Per stored entry the scatter (`A.T @ X`) loads an output row, adds to it and "
-        "stores it, where the gather (`A @ X`) loads a row of `X` into a sum held in "
-        "registers.  Where this ratio is above 1.3, the A.T@X target is out of a scatter's "
-        "reach: only forming `A.T` (a gather again) would go under it, and the target "
-        "rules that out.",
+        "One thread, a 32 x 32 CSR with about 13 entries per row, `X` and the output at "
+        "most 32 KB together, 2000 calls per sample in a compiled loop: no memory traffic, "
+        "only the core.  Per stored entry the scatter (`A.T @ X`) loads an output row, adds "
+        "to it and stores it, where the gather (`A @ X`) loads a row of `X` into a sum held "
+        "in registers (the scatter also zeroes its output once per call).  Where this "
+        "ratio is above 1.3, the A.T@X target is out of a scatter's reach: only forming "
+        "`A.T` (a gather again) would go under it, and the target rules that out.",
         "",
         "| k | dtype | A@X ns/entry | A.T@X ns/entry | A.T@X / A@X |",
         "|---|---|---|---|---|",
